@@ -1,0 +1,58 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv from scratch.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+JOBS ?= 2
+DEPS_STAMP := $(VENV)/.deps-installed
+BUILD_STAMP := $(VENV)/.sqllm-built
+NATIVE_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.h' -o -name '*.inc') CMakeLists.txt pyproject.toml
+DEMO_DIR := build/demo
+PROMPT ?= Once upon a time
+
+.PHONY: setup demo test test-python test-cpp test-asan check-install golden clean
+
+setup: $(BUILD_STAMP)
+
+$(DEPS_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
+	$(BIN)/python -m pip install --quiet numpy numba gguf safetensors tqdm typer \
+	    "pytest>=7" "transformers>=4.45" "tokenizers>=0.19" "scikit-learn>=1.3" "sentencepiece>=0.2" "matplotlib>=3.7"
+	touch $@
+
+$(BUILD_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)
+	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
+	touch $@
+
+demo: $(BUILD_STAMP)
+	mkdir -p $(DEMO_DIR)
+	$(BIN)/sqconvert models/stories260K -o $(DEMO_DIR)/stories260K.sqf --force
+	$(BIN)/sqconvert inspect $(DEMO_DIR)/stories260K.sqf
+
+test: test-python test-cpp
+
+test-python: $(BUILD_STAMP)
+	$(BIN)/python -m pytest -q tests
+
+test-cpp: $(DEPS_STAMP)
+	$(BIN)/cmake -S . -B build/ctest -G Ninja -DCMAKE_BUILD_TYPE=Release -DSQLLM_TESTS=ON
+	$(BIN)/cmake --build build/ctest -j $(JOBS)
+	$(BIN)/ctest --test-dir build/ctest --output-on-failure -j $(JOBS)
+
+# The C/C++ tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: $(DEPS_STAMP)
+	$(BIN)/cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSQLLM_TESTS=ON -DSQLLM_SANITIZE=ON
+	$(BIN)/cmake --build build/asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BIN)/ctest --test-dir build/asan --output-on-failure -j $(JOBS)
+
+# A normal (non-editable) install must import the same code as the editable one.
+check-install: $(BUILD_STAMP)
+	$(BIN)/python tools/check_install.py
+
+golden: $(BUILD_STAMP)
+	$(BIN)/python tools/make_golden.py
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,198 @@
+"""Lazy, tensor-by-tensor reading of Hugging Face checkpoints.
+
+A checkpoint is a `.safetensors` file (its folder holds config.json and the tokenizer), a
+model folder (one `model.safetensors`, or shards with `model.safetensors.index.json`), or
+`pytorch_model*.bin` (through torch's weights_only loader; torch is optional). Tensors are
+read one at a time with positional reads into a fresh buffer, never through a long-lived
+memory map, so the resident memory is one tensor, whatever the checkpoint's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqllm.formats.errors import ConversionError
+
+_ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64}
+_ST_SIZES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
+
+
+@dataclass
+class _Entry:
+    path: Path
+    dtype: str
+    shape: tuple[int, ...]
+    start: int
+    end: int
+
+
+def _read_safetensors_header(path: Path) -> dict[str, _Entry]:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ConversionError(f"{path}: truncated safetensors file (no header)")
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8 or n > 1 << 30:
+                raise ConversionError(f"{path}: corrupt safetensors header length {n}")
+            header = json.loads(f.read(n))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConversionError(f"{path}: cannot read safetensors header: {e}") from e
+    if not isinstance(header, dict):
+        raise ConversionError(f"{path}: corrupt safetensors header")
+    base = 8 + n
+    entries = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (start, end) = info["dtype"], tuple(int(s) for s in info["shape"]), info["data_offsets"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConversionError(f"{path}: corrupt header entry for {name}") from e
+        if dtype not in _ST_SIZES:
+            raise ConversionError(f"{path}: tensor {name} has dtype {dtype}; only F32, F16, BF16 (and F64) are supported")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * _ST_SIZES[dtype]
+        if start < 0 or end - start != nbytes or base + end > size:
+            raise ConversionError(f"{path}: tensor {name} has data offsets outside the file or of the wrong size")
+        entries[name] = _Entry(path, dtype, shape, base + start, base + end)
+    return entries
+
+
+def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
+    return (raw.astype(np.uint32) << 16).view(np.float32)
+
+
+@dataclass
+class Checkpoint:
+    """The tensors of one model, readable one at a time as float32."""
+
+    folder: Path
+    weight_files: list[Path]
+    _entries: dict[str, _Entry] = field(default_factory=dict)
+    _torch_state: dict | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._entries) if self._torch_state is None else list(self._torch_state)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if self._torch_state is not None:
+            return tuple(self._torch_state[name].shape)
+        return self._entries[name].shape
+
+    def dtype(self, name: str) -> str:
+        if self._torch_state is not None:
+            return str(self._torch_state[name].dtype).replace("torch.", "")
+        return self._entries[name].dtype
+
+    def read(self, name: str) -> np.ndarray:
+        """One tensor as a new float32 array."""
+        if self._torch_state is not None:
+            t = self._torch_state[name]
+            return t.float().numpy().copy()
+        e = self._entries[name]
+        buf = bytearray(e.end - e.start)
+        with open(e.path, "rb") as f:
+            f.seek(e.start)
+            if f.readinto(buf) != len(buf):
+                raise ConversionError(f"{e.path}: truncated while reading {name}")
+        if e.dtype == "BF16":
+            return _bf16_to_f32(np.frombuffer(buf, dtype="<u2")).reshape(e.shape)
+        arr = np.frombuffer(buf, dtype=np.dtype(_ST_DTYPES[e.dtype]).newbyteorder("<")).reshape(e.shape)
+        return arr.astype(np.float32)
+
+    def sha256(self) -> list[str]:
+        out = []
+        for p in self.weight_files:
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 24):
+                    h.update(chunk)
+            out.append(h.hexdigest())
+        return out
+
+
+def _safetensors_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (OSError, KeyError, json.JSONDecodeError) as e:
+            raise ConversionError(f"{index}: cannot read the shard index: {e}") from e
+        files = sorted({folder / v for v in weight_map.values()})
+        for f in files:
+            if not f.is_file():
+                raise ConversionError(f"{index}: shard {f.name} is missing")
+        return files
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return [single]
+    return sorted(folder.glob("*.safetensors"))
+
+
+def open_safetensors(files: list[Path]) -> dict[str, _Entry]:
+    entries: dict[str, _Entry] = {}
+    for f in files:
+        for name, e in _read_safetensors_header(f).items():
+            if name in entries:
+                raise ConversionError(f"{f}: tensor {name} also appears in {entries[name].path.name}")
+            entries[name] = e
+    return entries
+
+
+def open_checkpoint(model: str | os.PathLike) -> Checkpoint:
+    """Resolve MODEL (a .safetensors file, a model folder or a pytorch_model*.bin) lazily."""
+    path = Path(model)
+    if not path.exists():
+        raise ConversionError(f"{path}: no such file or folder")
+    if path.is_file() and path.suffix == ".safetensors":
+        return Checkpoint(path.parent, [path], open_safetensors([path]))
+    if path.is_file() and path.suffix == ".bin":
+        return _open_torch(path.parent, [path])
+    if path.is_dir():
+        files = [f for f in _safetensors_files(path) if f.name != "fisher.safetensors"]
+        if files:
+            return Checkpoint(path, files, open_safetensors(files))
+        bins = sorted(path.glob("pytorch_model*.bin"))
+        if bins:
+            return _open_torch(path, bins)
+        raise ConversionError(f"{path}: no model.safetensors, sharded safetensors or pytorch_model*.bin in this folder")
+    raise ConversionError(f"{path}: expected a .safetensors file, a pytorch_model*.bin or a model folder")
+
+
+def _open_torch(folder: Path, files: list[Path]) -> Checkpoint:
+    try:
+        import torch
+    except ImportError as e:
+        raise ConversionError(f"{files[0]}: reading .bin checkpoints needs torch (pip install 'sqllm[torch]')") from e
+    state = {}
+    for f in files:
+        try:
+            part = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as e:  # torch raises many types for corrupt or unsafe pickles
+            raise ConversionError(f"{f}: cannot load with torch's weights_only loader: {e}") from e
+        if not isinstance(part, dict):
+            raise ConversionError(f"{f}: not a state dict")
+        for name, t in part.items():
+            if not hasattr(t, "dtype") or str(t.dtype) not in ("torch.float32", "torch.float16", "torch.bfloat16"):
+                raise ConversionError(f"{f}: tensor {name} has unsupported dtype {getattr(t, 'dtype', type(t))}")
+            state[name] = t
+    return Checkpoint(folder, files, {}, state)
+
+
+def load_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ConversionError(f"{path}: missing (the model folder needs its config.json)") from e
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConversionError(f"{path}: cannot read: {e}") from e

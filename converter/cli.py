@@ -1,0 +1,117 @@
+"""`sqconvert`: the command-line edge of the converter. It parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from sqllm.formats.errors import SqllmError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Quantize Hugging Face Llama-family checkpoints into .sqf files, and inspect them.")
+SUBCOMMANDS = ("convert", "inspect", "dequant")
+
+
+def _fail(e: Exception) -> None:
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(1)
+
+
+def _parse_bits_for(items: list[str]) -> list[tuple[str, int]]:
+    out = []
+    for item in items:
+        pattern, sep, bits = item.rpartition("=")
+        if not sep or not pattern or not bits.isdigit():
+            raise typer.BadParameter(f"expected PATTERN=BITS, got {item!r}", param_hint="--bits-for")
+        out.append((pattern, int(bits)))
+    return out
+
+
+@app.command()
+def convert(
+    model: Path = typer.Argument(..., help="A .safetensors file, a Hugging Face model folder, or a pytorch_model*.bin."),
+    output: Path = typer.Option(..., "-o", "--output", help="The .sqf file to write."),
+    method: str = typer.Option("squeezellm", help="squeezellm (Fisher-weighted k-means), kmeans (unweighted) or rtn."),
+    bits: int = typer.Option(3, help="Bits per weight of the dense part: 2, 3, 4 or 8."),
+    fisher: Optional[Path] = typer.Option(None, help="Fisher diagonal (safetensors with the model's tensor names). "
+                                          "Default: fisher.safetensors next to the model, if present."),
+    outliers: Optional[float] = typer.Option(None, help="Percent of each matrix kept exactly by magnitude "
+                                             "(default 0.40 for k-means methods, 0 for rtn)."),
+    sensitive: Optional[float] = typer.Option(None, help="Percent kept exactly by Fisher value (default 0.05 with a Fisher file)."),
+    group_size: Optional[int] = typer.Option(None, help="rtn: columns per group (a multiple of 32); default one LUT per row."),
+    sym: bool = typer.Option(False, "--sym/--asym", help="rtn: symmetric or asymmetric (default) grid."),
+    clip_search: bool = typer.Option(False, help="rtn: grid-search the clipping ratio per row/group."),
+    kmeans: str = typer.Option("fast", help="fast (Lloyd on sorted rows) or exact (optimal, dynamic programming)."),
+    keep: List[str] = typer.Option([], help="Glob of tensor names to keep unquantized (repeatable)."),
+    bits_for: List[str] = typer.Option([], help="PATTERN=BITS: bit width for tensors matching a glob (repeatable)."),
+    threads: Optional[int] = typer.Option(None, help="Worker threads (default: all cores)."),
+    seed: int = typer.Option(0, help="Seed of the k-means initialisation."),
+    force: bool = typer.Option(False, help="Overwrite an existing output file."),
+    quiet: bool = typer.Option(False, help="No progress bar and no summary."),
+) -> None:
+    """Quantize MODEL into OUTPUT (.sqf)."""
+    from .convert import convert as run_convert
+    from .quantize import Recipe
+
+    if threads is not None:
+        if threads < 1:
+            raise typer.BadParameter("must be >= 1", param_hint="--threads")
+        import numba
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    recipe = Recipe(method=method, bits=bits, outliers=outliers, sensitive=sensitive, group_size=group_size,
+                    sym=sym, clip_search=clip_search, kmeans=kmeans, seed=seed, keep=list(keep),
+                    bits_for=_parse_bits_for(bits_for))
+    try:
+        s = run_convert(model, output, recipe, fisher=fisher, overwrite=force, progress=not quiet)
+    except (SqllmError, OSError) as e:
+        _fail(e)
+    if not quiet:
+        typer.echo(f"wrote {s.output}: {s.n_linears} linears ({s.n_weights} weights) with {s.recipe['method']} "
+                   f"{s.recipe['bits']}-bit, {s.n_sparse} sparse weights, fisher: {s.fisher}, in {s.seconds:.1f} s",
+                   err=True)
+
+
+@app.command()
+def inspect(
+    file: Path = typer.Argument(..., help="An .sqf file."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Show the architecture, tokenizer, recipe and a size breakdown of an .sqf file."""
+    from sqllm.formats.inspect import format_report, inspect_file
+
+    try:
+        info = inspect_file(file)
+    except (SqllmError, OSError) as e:
+        _fail(e)
+    typer.echo(json.dumps(info, indent=2) if as_json else format_report(info))
+
+
+@app.command()
+def dequant(
+    file: Path = typer.Argument(..., help="An .sqf file."),
+    output: Path = typer.Option(..., "-o", "--output", help="The Hugging Face folder to write."),
+    dtype: str = typer.Option("float32", help="float32 or float16."),
+    force: bool = typer.Option(False, help="Replace an existing output folder."),
+) -> None:
+    """Write the dequantized weights as a Hugging Face checkpoint (loadable by transformers)."""
+    from .dequant import dequantize_to_hf
+
+    try:
+        out = dequantize_to_hf(file, output, dtype=dtype, overwrite=force)
+    except (SqllmError, OSError) as e:
+        _fail(e)
+    typer.echo(f"wrote {out}", err=True)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    args = sys.argv[1:]
+    # `sqconvert MODEL -o OUT` is the main job: route it to the convert subcommand.
+    if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
+        args = ["convert", *args]
+    app(args=args, prog_name="sqconvert")

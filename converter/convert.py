@@ -1,0 +1,147 @@
+"""Checkpoint -> .sqf, streaming tensor by tensor (the `sqconvert MODEL -o OUT` pipeline)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from sqllm.formats import SqfWriter
+from sqllm.formats import constants as C
+from sqllm.formats.errors import ConversionError
+
+from .checkpoint import Checkpoint, open_checkpoint, open_safetensors, load_config
+from .config import ARRAY_ITEM_TYPES, KEY_TYPES, is_layer_linear, model_metadata
+from .quantize import Recipe, quantize_matrix
+from .tokenizer import tokenizer_metadata
+
+log = logging.getLogger("sqllm.convert")
+
+FISHER_HINT = "compute one with `sqconvert fisher MODEL --data TEXT_FILE -o fisher.safetensors`"
+
+
+@dataclass
+class ConversionSummary:
+    output: Path
+    seconds: float
+    n_linears: int
+    n_weights: int
+    n_sparse: int
+    objective: float
+    fisher: str
+    recipe: dict
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Fisher:
+    """The Fisher diagonal, read lazily with the model's tensor names."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries = open_safetensors([path])
+        self.description = f"file:{path.name} sha256:{_file_sha256(path)}"
+
+    def check(self, ckpt: Checkpoint, names: list[str]) -> None:
+        for n in names:
+            if n not in self.entries:
+                raise ConversionError(f"{self.path}: no Fisher tensor for {n} (names must be the model's)")
+            if self.entries[n].shape != ckpt.shape(n):
+                raise ConversionError(f"{self.path}: Fisher tensor {n} has shape {self.entries[n].shape}, the weight {ckpt.shape(n)}")
+
+    def read(self, name: str) -> np.ndarray:
+        F = Checkpoint(self.path.parent, [self.path], self.entries).read(name)
+        if not np.isfinite(F).all():
+            raise ConversionError(f"{self.path}: Fisher tensor {name} holds NaN or Inf")
+        if (F < 0).any():
+            raise ConversionError(f"{self.path}: Fisher tensor {name} holds negative values")
+        return F
+
+
+def resolve_fisher(ckpt: Checkpoint, fisher: Path | None) -> _Fisher | None:
+    if fisher is not None:
+        if not Path(fisher).is_file():
+            raise ConversionError(f"{fisher}: Fisher file not found")
+        return _Fisher(Path(fisher))
+    beside = ckpt.folder / "fisher.safetensors"
+    return _Fisher(beside) if beside.is_file() else None
+
+
+def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Path | None = None,
+            overwrite: bool = False, progress: bool = True) -> ConversionSummary:
+    start = time.perf_counter()
+    recipe.validate()
+    ckpt = open_checkpoint(model)
+    cfg = load_config(ckpt.folder)
+    meta = model_metadata(cfg, ckpt.folder)
+    shapes = C.model_tensor_shapes(meta["shapes_cfg"])
+    for name, shape in shapes.items():
+        if name not in ckpt.names:
+            raise ConversionError(f"{ckpt.folder}: the checkpoint has no tensor {name}")
+        if ckpt.shape(name) != shape:
+            raise ConversionError(f"{ckpt.folder}: tensor {name} has shape {ckpt.shape(name)}, config.json implies {shape}")
+    linears = [n for n in shapes if is_layer_linear(n) and not recipe.keeps(n)]
+    fisher_file = resolve_fisher(ckpt, fisher)
+    if fisher_file is not None:
+        fisher_file.check(ckpt, linears)
+    elif recipe.method == "squeezellm":
+        log.warning("no Fisher file (--fisher or fisher.safetensors next to the model): squeezellm falls back "
+                    "to unweighted k-means; %s", FISHER_HINT)
+    recipe = recipe.resolved(fisher_file is not None)
+    tok = tokenizer_metadata(ckpt.folder, vocab_size=meta["shapes_cfg"]["vocab_size"])
+    fisher_desc = fisher_file.description if fisher_file else "none"
+
+    order = ["model.embed_tokens.weight"]
+    order += [n for n in shapes if n.startswith("model.layers.")]
+    order += [n for n in ("model.norm.weight", "lm_head.weight") if n in shapes]
+    total = sum(int(np.prod(shapes[n])) for n in order)
+    n_sparse, objective = 0, 0.0
+    with SqfWriter(output, overwrite=overwrite) as w:
+        if cfg.get("_name_or_path"):
+            w.add(C.KEY_NAME, str(cfg["_name_or_path"]))
+        for key, value in {**meta["keys"], **tok}.items():
+            w.add(key, value, KEY_TYPES.get(key), ARRAY_ITEM_TYPES.get(key))
+        for side in C.HF_SIDE_FILES:
+            if (ckpt.folder / side).is_file():
+                w.add(C.KEY_HF_FILE_PREFIX + side, (ckpt.folder / side).read_text(encoding="utf-8"))
+        w.add(C.KEY_SOURCE_FILES, [p.name for p in ckpt.weight_files], item_type=C.VT_STRING)
+        w.add(C.KEY_SOURCE_SHA256, ckpt.sha256(), item_type=C.VT_STRING)
+        w.add(C.KEY_RECIPE_METHOD, recipe.method)
+        w.add(C.KEY_RECIPE_BITS, recipe.bits, C.VT_UINT32)
+        w.add(C.KEY_RECIPE_FISHER, fisher_desc)
+        w.add(C.KEY_RECIPE_JSON, json.dumps(asdict(recipe), sort_keys=True))
+        bar = tqdm(total=total, unit="w", unit_scale=True, disable=not progress, desc="quantizing", leave=False)
+        try:
+            for name in order:
+                W = ckpt.read(name)
+                if not np.isfinite(W).all():
+                    raise ConversionError(f"{ckpt.folder}: tensor {name} holds NaN or Inf")
+                bar.set_postfix_str(name, refresh=False)
+                if name in linears:
+                    F = fisher_file.read(name) if fisher_file is not None else None
+                    q = quantize_matrix(W, F, recipe, recipe.bits_of(name))
+                    w.add_linear(name, q.codes, q.lut, bits=q.bits, group_size=q.group_size, cols=q.cols, csr=q.csr)
+                    n_sparse += 0 if q.csr is None else len(q.csr[1])
+                    objective += q.objective
+                else:
+                    # Norms and biases stay fp32; unquantized matrices (embeddings, --keep) go to fp16.
+                    w.add_tensor(name, W if W.ndim == 1 else W.astype(np.float16))
+                bar.update(W.size)
+                del W
+        finally:
+            bar.close()
+    n_weights = sum(int(np.prod(shapes[n])) for n in linears)
+    return ConversionSummary(Path(output), time.perf_counter() - start, len(linears), n_weights, n_sparse,
+                             objective, fisher_desc, asdict(recipe))

@@ -1,0 +1,114 @@
+"""One weight matrix -> the quantized linear of formats/SPEC.md §4 (codes, LUT, optional CSR)."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from sqllm.formats import constants as C
+from sqllm.formats.errors import ConversionError
+from sqllm.formats.packing import pack_codes
+
+from .kmeans import weighted_kmeans_rows
+from .rtn import rtn_rows
+from .sparse import select_sparse, to_csr
+
+METHODS = ("squeezellm", "kmeans", "rtn")
+
+
+@dataclass
+class Recipe:
+    """Every parameter of a conversion; stored as JSON in the file (sqllm.recipe.json)."""
+
+    method: str = "squeezellm"
+    bits: int = 3
+    outliers: float | None = None   # percent of each matrix kept by magnitude (None: method default)
+    sensitive: float | None = None  # percent kept by Fisher value (None: method default)
+    group_size: int | None = None   # columns per LUT; None = one LUT per row
+    sym: bool = False
+    clip_search: bool = False
+    kmeans: str = "fast"            # "fast" (Lloyd on sorted rows) or "exact" (dynamic programming)
+    n_init: int = 3
+    seed: int = 0
+    keep: list[str] = field(default_factory=list)
+    bits_for: list[tuple[str, int]] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ConversionError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        for _, b in [("", self.bits), *self.bits_for]:
+            if b not in C.ALLOWED_BITS:
+                raise ConversionError(f"bits must be one of {C.ALLOWED_BITS}, got {b}")
+        for label, pct in (("--outliers", self.outliers), ("--sensitive", self.sensitive)):
+            if pct is not None and not (0.0 <= pct < 50.0):
+                raise ConversionError(f"{label} is a percentage in [0, 50), got {pct}")
+        if self.group_size is not None and (self.group_size <= 0 or self.group_size % C.CODE_BLOCK):
+            raise ConversionError(f"--group-size must be a positive multiple of {C.CODE_BLOCK}, got {self.group_size}")
+        if self.group_size is not None and self.method != "rtn":
+            raise ConversionError("--group-size applies to --method rtn (k-means LUTs are per row)")
+        if self.kmeans not in ("fast", "exact"):
+            raise ConversionError(f"--kmeans must be fast or exact, got {self.kmeans!r}")
+
+    def resolved(self, have_fisher: bool) -> "Recipe":
+        """Fill the method defaults: SqueezeLLM keeps 0.40% outliers + 0.05% sensitive weights."""
+        r = Recipe(**asdict(self))
+        sparse_default = self.method != "rtn"
+        if r.outliers is None:
+            r.outliers = 0.40 if sparse_default else 0.0
+        if r.sensitive is None:
+            r.sensitive = 0.05 if (sparse_default and have_fisher) else 0.0
+        if r.sensitive > 0 and not have_fisher:
+            raise ConversionError("--sensitive needs a Fisher file (--fisher FILE, or fisher.safetensors next to the model)")
+        return r
+
+    def bits_of(self, name: str) -> int:
+        bits = self.bits
+        for pattern, b in self.bits_for:
+            if fnmatch.fnmatchcase(name, pattern):
+                bits = b
+        return bits
+
+    def keeps(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in self.keep)
+
+
+@dataclass
+class QuantizedLinear:
+    codes: np.ndarray   # packed, uint8 [rows, row_bytes]
+    lut: np.ndarray     # float16 [rows, groups, 2^bits]
+    csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    bits: int
+    group_size: int
+    cols: int
+    objective: float    # sum of weighted squared errors of the dense part
+
+
+def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, bits: int) -> QuantizedLinear:
+    """W float32 [rows, cols], F (Fisher diagonal, same shape) or None."""
+    rows, cols = W.shape
+    sparse = None
+    if recipe.outliers or recipe.sensitive:
+        sparse = select_sparse(W, F, recipe.outliers, recipe.sensitive)
+    if recipe.method == "rtn":
+        gs = recipe.group_size if recipe.group_size and recipe.group_size < cols else None
+        lut, codes = rtn_rows(W, bits, group_size=gs, sym=recipe.sym, clip_search=recipe.clip_search, F=F)
+        group_size = gs or cols
+        dense = lut[np.arange(rows)[:, None], (np.arange(cols) // group_size)[None, :], codes]
+        err = (W - dense) ** 2
+        if F is not None:
+            err *= F
+        if sparse is not None:
+            err[sparse] = 0
+        objective = float(err.sum(dtype=np.float64))
+    else:
+        weights = F if recipe.method == "squeezellm" else None
+        res = weighted_kmeans_rows(W, weights, None if sparse is None else ~sparse, bits,
+                                   seed=recipe.seed, n_init=recipe.n_init, exact=recipe.kmeans == "exact")
+        lut, codes, group_size = res.centroids[:, None, :], res.codes, cols
+        objective = float(np.sum(res.objective))
+    csr = None
+    if sparse is not None and sparse.any():
+        csr = to_csr(sparse, W.astype(np.float16))
+    return QuantizedLinear(pack_codes(codes, bits), lut.astype(np.float16), csr, bits, group_size, cols, objective)

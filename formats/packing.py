@@ -1,0 +1,46 @@
+"""Code packing of SPEC §4: per row, a little-endian bit stream of b-bit codes, padded to 32 columns."""
+
+import numpy as np
+
+from .constants import ALLOWED_BITS, padded_cols
+
+
+def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
+    """codes uint8 [rows, cols] (each < 2**bits) -> packed uint8 [rows, row_bytes]."""
+    if bits not in ALLOWED_BITS:
+        raise ValueError(f"bits must be one of {ALLOWED_BITS}, got {bits}")
+    rows, cols = codes.shape
+    if codes.size and int(codes.max()) >= (1 << bits):
+        raise ValueError(f"a code does not fit in {bits} bits")
+    full = np.zeros((rows, padded_cols(cols)), dtype=np.uint8)
+    full[:, :cols] = codes
+    if bits == 8:
+        return full
+    # Each run of 8 codes fills exactly `bits` bytes: build it as one little-endian uint32.
+    eights = full.reshape(rows, -1, 8).astype(np.uint32)
+    shifts = (np.arange(8, dtype=np.uint32) * bits)
+    words = np.bitwise_or.reduce(eights << shifts, axis=2).astype("<u4")
+    return np.ascontiguousarray(words.view(np.uint8).reshape(rows, -1, 4)[:, :, :bits]).reshape(rows, -1)
+
+
+def unpack_codes(packed: np.ndarray, bits: int, cols: int) -> np.ndarray:
+    """packed uint8 [rows, row_bytes] -> codes uint8 [rows, cols]."""
+    if bits not in ALLOWED_BITS:
+        raise ValueError(f"bits must be one of {ALLOWED_BITS}, got {bits}")
+    rows = packed.shape[0]
+    if bits == 8:
+        return np.ascontiguousarray(packed[:, :cols])
+    chunks = packed.reshape(rows, -1, bits)
+    words = np.zeros((rows, chunks.shape[1], 4), dtype=np.uint8)
+    words[:, :, :bits] = chunks
+    words = words.view("<u4")  # [rows, n8, 1]
+    shifts = (np.arange(8, dtype=np.uint32) * bits)
+    codes = (words >> shifts) & np.uint32((1 << bits) - 1)
+    return np.ascontiguousarray(codes.reshape(rows, -1)[:, :cols].astype(np.uint8))
+
+
+def dequantize_dense(codes: np.ndarray, lut: np.ndarray, group_size: int) -> np.ndarray:
+    """codes uint8 [rows, cols], lut [rows, groups, 2**b] -> float32 [rows, cols] (SPEC §4 dense value)."""
+    rows, cols = codes.shape
+    group = (np.arange(cols) // group_size)[None, :]
+    return lut.astype(np.float32)[np.arange(rows)[:, None], group, codes]
