@@ -8,6 +8,8 @@ BUILD_STAMP := $(VENV)/.sqllm-built
 NATIVE_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.h' -o -name '*.inc') CMakeLists.txt pyproject.toml
 DEMO_DIR := build/demo
 PROMPT ?= Once upon a time
+# Calibration text for the demo's Fisher (without it the demo converts with unweighted k-means).
+CALIBRATION ?= ../shared/data/tinystories_train.txt
 
 .PHONY: setup demo test test-python test-cpp test-asan check-install golden clean
 
@@ -18,8 +20,7 @@ $(DEPS_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
-	$(BIN)/python -m pip install --quiet numpy numba gguf safetensors tqdm typer \
-	    "pytest>=7" "transformers>=4.45" "tokenizers>=0.19" "scikit-learn>=1.3" "sentencepiece>=0.2" "matplotlib>=3.7"
+	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[torch,test,plot]"
 	touch $@
 
 $(BUILD_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)
@@ -28,8 +29,15 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)
 
 demo: $(BUILD_STAMP)
 	mkdir -p $(DEMO_DIR)
-	$(BIN)/sqconvert models/stories260K -o $(DEMO_DIR)/stories260K.sqf --force
+	if [ -f "$(CALIBRATION)" ]; then \
+	    $(BIN)/sqconvert fisher models/stories260K --data $(CALIBRATION) -o $(DEMO_DIR)/fisher.safetensors \
+	        --samples 32 --seq-len 256 --force && \
+	    $(BIN)/sqconvert models/stories260K -o $(DEMO_DIR)/stories260K.sqf --fisher $(DEMO_DIR)/fisher.safetensors --force; \
+	else \
+	    $(BIN)/sqconvert models/stories260K -o $(DEMO_DIR)/stories260K.sqf --force; \
+	fi
 	$(BIN)/sqconvert inspect $(DEMO_DIR)/stories260K.sqf
+	$(BIN)/sqrun $(DEMO_DIR)/stories260K.sqf --prompt "$(PROMPT)" -n 96 --seed 1
 
 test: test-python test-cpp
 

@@ -14,7 +14,7 @@ from sqllm.formats.errors import SqllmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Quantize Hugging Face Llama-family checkpoints into .sqf files, and inspect them.")
-SUBCOMMANDS = ("convert", "inspect", "dequant")
+SUBCOMMANDS = ("convert", "inspect", "dequant", "eval", "fisher")
 
 
 def _fail(e: Exception) -> None:
@@ -72,7 +72,8 @@ def convert(
         _fail(e)
     if not quiet:
         typer.echo(f"wrote {s.output}: {s.n_linears} linears ({s.n_weights} weights) with {s.recipe['method']} "
-                   f"{s.recipe['bits']}-bit, {s.n_sparse} sparse weights, fisher: {s.fisher}, in {s.seconds:.1f} s",
+                   f"{s.recipe['bits']}-bit, {s.n_sparse} sparse weights, objective {s.objective:.6g}, fisher: {s.fisher}, "
+                   f"in {s.seconds:.1f} s",
                    err=True)
 
 
@@ -106,6 +107,50 @@ def dequant(
     except (SqllmError, OSError) as e:
         _fail(e)
     typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+def fisher(
+    model: Path = typer.Argument(..., help="A Hugging Face model folder."),
+    data: Path = typer.Option(..., help="Calibration text (UTF-8); use training text, never the evaluation text."),
+    output: Path = typer.Option(..., "-o", "--output", help="The fisher.safetensors to write."),
+    samples: Optional[int] = typer.Option(None, help="Calibration sequences (default: as many as the text holds)."),
+    seq_len: Optional[int] = typer.Option(None, help="Tokens per sequence (default min(512, context))."),
+    fisher_kind: str = typer.Option("gradients", help="gradients (squared gradients) or activations (E[x^2] per column)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    checkpointing: bool = typer.Option(False, help="Recompute activations in the backward pass (less memory)."),
+    force: bool = typer.Option(False, help="Overwrite an existing output file."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+) -> None:
+    """Compute the diagonal Fisher information of every decoder linear weight."""
+    from .fisher import compute_fisher
+
+    try:
+        meta = compute_fisher(model, data, output, samples=samples, seq_len=seq_len, kind=fisher_kind,
+                              device=device, checkpointing=checkpointing, overwrite=force, progress=not quiet)
+    except (SqllmError, OSError) as e:
+        _fail(e)
+    if not quiet:
+        typer.echo(f"wrote {output}: {meta['kind']} over {meta['samples']} x {meta['seq_len']} tokens of {meta['data_file']}", err=True)
+
+
+@app.command("eval")
+def evaluate(
+    hf_dir: Path = typer.Argument(..., help="A Hugging Face model folder (for example from `sqconvert dequant`)."),
+    data: Path = typer.Option(..., help="A UTF-8 text file."),
+    ctx: int = typer.Option(512, help="Tokens per window."),
+    max_windows: Optional[int] = typer.Option(None, help="Score only the first N windows."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+) -> None:
+    """Perplexity of a Hugging Face model under torch, with the same windows as `sqrun --perplexity`."""
+    from .evaluate import reference_perplexity
+
+    try:
+        text = data.read_text(encoding="utf-8")
+        value = reference_perplexity(hf_dir, text, ctx=ctx, max_windows=max_windows, device=device)
+    except (SqllmError, OSError, UnicodeDecodeError) as e:
+        _fail(e)
+    typer.echo(f"perplexity: {value:.4f}")
 
 
 def main() -> None:

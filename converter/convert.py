@@ -17,6 +17,7 @@ from sqllm.formats import constants as C
 from sqllm.formats.errors import ConversionError
 
 from .checkpoint import Checkpoint, open_checkpoint, open_safetensors, load_config
+from .fisher import describe
 from .config import ARRAY_ITEM_TYPES, KEY_TYPES, is_layer_linear, model_metadata
 from .quantize import Recipe, quantize_matrix
 from .tokenizer import tokenizer_metadata
@@ -47,22 +48,29 @@ def _file_sha256(path: Path) -> str:
 
 
 class _Fisher:
-    """The Fisher diagonal, read lazily with the model's tensor names."""
+    """The Fisher diagonal, read lazily with the model's tensor names: a safetensors file (from
+    `sqconvert fisher`), or a checkpoint-shaped folder as the SqueezeLLM gradient tool saves it."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.entries = open_safetensors([path])
-        self.description = f"file:{path.name} sha256:{_file_sha256(path)}"
+        if path.is_dir():
+            self.source = open_checkpoint(path)
+            self.description = f"folder:{path.name} sha256:{','.join(self.source.sha256())}"
+        else:
+            self.source = Checkpoint(path.parent, [path], open_safetensors([path]))
+            info = describe(path)
+            self.description = f"file:{path.name} sha256:{_file_sha256(path)}" + (f" ({info})" if info else "")
 
     def check(self, ckpt: Checkpoint, names: list[str]) -> None:
+        have = set(self.source.names)
         for n in names:
-            if n not in self.entries:
+            if n not in have:
                 raise ConversionError(f"{self.path}: no Fisher tensor for {n} (names must be the model's)")
-            if self.entries[n].shape != ckpt.shape(n):
-                raise ConversionError(f"{self.path}: Fisher tensor {n} has shape {self.entries[n].shape}, the weight {ckpt.shape(n)}")
+            if self.source.shape(n) != ckpt.shape(n):
+                raise ConversionError(f"{self.path}: Fisher tensor {n} has shape {self.source.shape(n)}, the weight {ckpt.shape(n)}")
 
     def read(self, name: str) -> np.ndarray:
-        F = Checkpoint(self.path.parent, [self.path], self.entries).read(name)
+        F = self.source.read(name)
         if not np.isfinite(F).all():
             raise ConversionError(f"{self.path}: Fisher tensor {name} holds NaN or Inf")
         if (F < 0).any():
@@ -72,7 +80,7 @@ class _Fisher:
 
 def resolve_fisher(ckpt: Checkpoint, fisher: Path | None) -> _Fisher | None:
     if fisher is not None:
-        if not Path(fisher).is_file():
+        if not Path(fisher).exists():
             raise ConversionError(f"{fisher}: Fisher file not found")
         return _Fisher(Path(fisher))
     beside = ckpt.folder / "fisher.safetensors"

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Write tests/data/golden.sqf: a tiny, deterministic .sqf with every tensor kind the format has
-(2/3/4/8-bit codes, per-row and per-group LUTs, CSR parts, fp16 and fp32 tensors), and its
-expected `sqconvert inspect --json` next to it. Tests regenerate it and compare byte for byte.
+"""Write the test data files of tests/data:
+
+- golden.sqf: a tiny, deterministic .sqf with every tensor kind the format has (2/3/4/8-bit
+  codes, per-row and per-group LUTs, CSR parts, fp16 and fp32 tensors), and its expected
+  `sqconvert inspect --json` next to it. Tests regenerate it and compare byte for byte.
+- stories260K-q4.sqf: the bundled model converted (4-bit k-means + 0.40% outliers), which the
+  C example programs run under ctest.
 
     python tools/make_golden.py [OUT_DIR]   (default tests/data)
 """
@@ -44,15 +48,20 @@ def write_golden(path: Path) -> None:
             (C.KEY_ROPE_SCALING_ORIG_CTX, 0, C.VT_UINT32), (C.KEY_ROPE_SCALING_LOW_FREQ, 0.0, C.VT_FLOAT32),
             (C.KEY_ROPE_SCALING_HIGH_FREQ, 0.0, C.VT_FLOAT32), (C.KEY_TIE_EMBEDDINGS, True, None),
             (C.KEY_ATTENTION_BIAS, True, None), (C.KEY_SLIDING_WINDOW, 0, C.VT_UINT32),
-            (C.KEY_TOKENIZER_MODEL, "gpt2", None), (C.KEY_TOKENIZER_PRE, "qwen2", None),
+            (C.KEY_TOKENIZER_MODEL, "llama", None),
             (C.KEY_RECIPE_METHOD, "squeezellm", None), (C.KEY_RECIPE_BITS, 3, C.VT_UINT32),
             (C.KEY_RECIPE_FISHER, "none", None), (C.KEY_RECIPE_JSON, json.dumps({"golden": True}), None),
         ]:
             w.add(key, value, vt)
-        w.add(C.KEY_TOKENIZER_TOKENS, [chr(ord("a") + i) for i in range(16)], item_type=C.VT_STRING)
-        w.add(C.KEY_TOKENIZER_TOKEN_TYPE, [1] * 16, item_type=C.VT_INT32)
-        w.add(C.KEY_TOKENIZER_MERGES, ["a b", "c d"], item_type=C.VT_STRING)
-        w.add(C.KEY_TOKENIZER_EOS, 15, C.VT_UINT32)
+        w.add(C.KEY_TOKENIZER_TOKENS, ["<unk>", "<s>", "</s>", "▁", "a", "b", "c", "d", "e", "ab", "cd", "▁a",
+                                       "▁ab", "de", "bc", "ca"], item_type=C.VT_STRING)
+        w.add(C.KEY_TOKENIZER_TOKEN_TYPE, [2, 3, 3] + [1] * 13, item_type=C.VT_INT32)
+        w.add(C.KEY_TOKENIZER_MERGES, ["a b", "c d", "▁ a", "▁a b", "d e", "b c", "c a"], item_type=C.VT_STRING)
+        w.add(C.KEY_TOKENIZER_UNK, 0, C.VT_UINT32)
+        w.add(C.KEY_TOKENIZER_BOS, 1, C.VT_UINT32)
+        w.add(C.KEY_TOKENIZER_EOS, 2, C.VT_UINT32)
+        w.add(C.KEY_TOKENIZER_ADD_BOS, True)
+        w.add(C.KEY_TOKENIZER_ADD_SPACE_PREFIX, True)
         for name, shape in shapes.items():
             if name in LINEARS:
                 bits, gs, frac = LINEARS[name]
@@ -81,7 +90,12 @@ def main() -> None:
     write_golden(out / "golden.sqf")
     from sqllm.formats.inspect import inspect_file
     (out / "golden.inspect.json").write_text(json.dumps(inspect_file(out / "golden.sqf"), indent=2) + "\n")
-    print(out / "golden.sqf")
+    from sqllm.converter.convert import convert
+    from sqllm.converter.quantize import Recipe
+    root = Path(__file__).resolve().parent.parent
+    convert(root / "models" / "stories260K", out / "stories260K-q4.sqf", Recipe(method="kmeans", bits=4),
+            overwrite=True, progress=False)
+    print(out / "golden.sqf", out / "stories260K-q4.sqf")
 
 
 if __name__ == "__main__":

@@ -5,5 +5,5 @@
 namespace sqllm_py {
 void register_format(pybind11::module_ &m);
 void register_tokenizer(pybind11::module_ &m);
-void register_kernels(pybind11::module_ &m);
+void register_runtime(pybind11::module_ &m);
 }  // namespace sqllm_py

@@ -1,6 +1,8 @@
 #include "bindings.h"
 
 PYBIND11_MODULE(_sqllm, m) {
-    m.doc() = "sqllm native runtime: .sqf loader, kernels, tokenizer, forward pass";
+    m.doc() = "sqllm native runtime: .sqf loader, tokenizer, forward pass";
     sqllm_py::register_format(m);
+    sqllm_py::register_tokenizer(m);
+    sqllm_py::register_runtime(m);
 }

@@ -1,14 +1,25 @@
 // The C API (cpp/include/sqllm/sqllm.h): every entry point catches everything and turns it
 // into a status code plus a thread-local message; nothing escapes, nothing aborts.
+#include <chrono>
 #include <cstring>
 #include <new>
 #include <string>
 
+#include "model.h"
+#include "sampler.h"
 #include "sqf.h"
 #include "sqllm/sqllm.h"
 
 struct sqllm_model {
-    std::unique_ptr<sqllm::SqfFile> file;
+    std::unique_ptr<sqllm::Model> model;
+    const sqllm::SqfFile *file;
+};
+
+struct sqllm_context {
+    std::unique_ptr<sqllm::Context> ctx;
+    const sqllm::Model *model;
+    std::vector<int32_t> history;
+    std::vector<float> logits;
 };
 
 namespace {
@@ -86,7 +97,8 @@ sqllm_status sqllm_model_load(const char *path, const sqllm_load_params *params,
         *out_model = nullptr;
         sqllm_load_params p = params ? *params : sqllm_load_params_default();
         auto model = std::make_unique<sqllm_model>();
-        model->file = sqllm::SqfFile::open(path, p.verify_checksums != 0);
+        model->model = sqllm::Model::load(path, p.verify_checksums != 0);
+        model->file = &model->model->file();
         *out_model = model.release();
         return SQLLM_OK;
     });
@@ -199,6 +211,174 @@ sqllm_status sqllm_model_linear(const sqllm_model *model, size_t index, sqllm_li
         out_info->rows = L.rows;
         out_info->cols = L.cols;
         out_info->nnz = L.nnz;
+        return SQLLM_OK;
+    });
+}
+
+int32_t sqllm_model_vocab_size(const sqllm_model *model) { return model ? int32_t(model->model->config().vocab_size) : 0; }
+int32_t sqllm_model_bos(const sqllm_model *model) { return model ? model->model->tokenizer().bos_id() : -1; }
+int32_t sqllm_model_eos(const sqllm_model *model) { return model ? model->model->tokenizer().eos_id() : -1; }
+
+sqllm_status sqllm_tokenize(const sqllm_model *model, const char *text, size_t length, int add_bos, int parse_special,
+                            int32_t *out_tokens, size_t capacity, size_t *out_count) {
+    return guarded([&] {
+        if (!model || (!text && length) || !out_count || (capacity && !out_tokens))
+            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_tokenize: NULL argument");
+        std::vector<int32_t> ids = model->model->tokenizer().encode(std::string_view(text ? text : "", length), add_bos != 0, parse_special != 0);
+        *out_count = ids.size();
+        if (ids.size() > capacity)
+            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_tokenize: " + std::to_string(ids.size()) + " tokens do not fit in " + std::to_string(capacity));
+        std::copy(ids.begin(), ids.end(), out_tokens);
+        return SQLLM_OK;
+    });
+}
+
+sqllm_status sqllm_detokenize(const sqllm_model *model, const int32_t *tokens, size_t n_tokens, int skip_special,
+                              char *out_text, size_t capacity, size_t *out_length) {
+    return guarded([&] {
+        if (!model || (!tokens && n_tokens) || !out_length || (capacity && !out_text))
+            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_detokenize: NULL argument");
+        int32_t vocab = model->model->tokenizer().vocab_size();
+        for (size_t i = 0; i < n_tokens; i++)
+            if (tokens[i] < 0 || tokens[i] >= vocab)
+                return set_error(SQLLM_ERR_INVALID_ARGUMENT, "token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
+        std::string text = model->model->tokenizer().decode(std::vector<int32_t>(tokens, tokens + n_tokens), skip_special != 0);
+        *out_length = text.size();
+        if (text.size() > capacity)
+            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_detokenize: " + std::to_string(text.size()) + " bytes do not fit in " + std::to_string(capacity));
+        std::memcpy(out_text, text.data(), text.size());
+        return SQLLM_OK;
+    });
+}
+
+sqllm_context_params sqllm_context_params_default(void) {
+    sqllm_context_params p;
+    p.n_ctx = 0;
+    p.n_threads = 0;
+    p.n_batch = 64;
+    p.kv_fp32 = 0;
+    return p;
+}
+
+sqllm_status sqllm_context_create(const sqllm_model *model, const sqllm_context_params *params, sqllm_context **out_ctx) {
+    return guarded([&] {
+        if (!model || !out_ctx) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_context_create: NULL argument");
+        *out_ctx = nullptr;
+        sqllm_context_params p = params ? *params : sqllm_context_params_default();
+        if (p.n_ctx < 0 || p.n_threads < 0 || p.n_batch < 1 || p.n_threads > 1024)
+            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "context parameters out of range (n_ctx >= 0, 0 <= n_threads <= 1024, n_batch >= 1)");
+        sqllm::ContextParams cp;
+        cp.n_ctx = p.n_ctx;
+        cp.n_threads = p.n_threads;
+        cp.n_batch = p.n_batch;
+        cp.kv_type = p.kv_fp32 ? sqllm::KvType::F32 : sqllm::KvType::F16;
+        auto ctx = std::make_unique<sqllm_context>();
+        ctx->model = model->model.get();
+        ctx->ctx = std::make_unique<sqllm::Context>(*model->model, cp);
+        *out_ctx = ctx.release();
+        return SQLLM_OK;
+    });
+}
+
+void sqllm_context_free(sqllm_context *ctx) { delete ctx; }
+
+sqllm_status sqllm_context_reset(sqllm_context *ctx) {
+    return guarded([&] {
+        if (!ctx) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_context_reset: NULL context");
+        ctx->ctx->reset();
+        ctx->history.clear();
+        return SQLLM_OK;
+    });
+}
+
+int32_t sqllm_context_n_past(const sqllm_context *ctx) { return ctx ? ctx->ctx->n_past() : 0; }
+int32_t sqllm_context_n_ctx(const sqllm_context *ctx) { return ctx ? ctx->ctx->n_ctx() : 0; }
+
+sqllm_status sqllm_eval(sqllm_context *ctx, const int32_t *tokens, size_t n, float *out_logits, int all_logits) {
+    return guarded([&] {
+        if (!ctx || !tokens || !out_logits) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_eval: NULL argument");
+        if (n == 0 || n > size_t(INT32_MAX)) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_eval: bad token count");
+        ctx->ctx->eval(tokens, int32_t(n), out_logits, all_logits != 0);
+        ctx->history.insert(ctx->history.end(), tokens, tokens + n);
+        return SQLLM_OK;
+    });
+}
+
+sqllm_sampler_params sqllm_sampler_params_default(void) {
+    sqllm::SamplerParams d;
+    sqllm_sampler_params p;
+    p.temperature = d.temperature;
+    p.top_k = d.top_k;
+    p.top_p = d.top_p;
+    p.min_p = d.min_p;
+    p.repetition_penalty = d.repetition_penalty;
+    p.repetition_window = d.repetition_window;
+    p.seed = d.seed;
+    return p;
+}
+
+static sqllm::SamplerParams to_sampler(const sqllm_sampler_params &p) {
+    sqllm::SamplerParams s;
+    s.temperature = p.temperature;
+    s.top_k = p.top_k;
+    s.top_p = p.top_p;
+    s.min_p = p.min_p;
+    s.repetition_penalty = p.repetition_penalty;
+    s.repetition_window = p.repetition_window;
+    s.seed = p.seed;
+    std::string err = sqllm::validate(s);
+    if (!err.empty()) throw sqllm::Error(SQLLM_ERR_INVALID_ARGUMENT, "sampler: " + err);
+    return s;
+}
+
+sqllm_status sqllm_sample(const sqllm_sampler_params *params, const float *logits, int32_t vocab,
+                          const int32_t *history, size_t n_history, int32_t *out_token) {
+    return guarded([&] {
+        if (!params || !logits || vocab <= 0 || (!history && n_history) || !out_token)
+            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_sample: bad argument");
+        sqllm::Sampler sampler(to_sampler(*params));
+        *out_token = sampler.sample(logits, vocab, std::vector<int32_t>(history, history + n_history));
+        return SQLLM_OK;
+    });
+}
+
+sqllm_status sqllm_generate(sqllm_context *ctx, const char *prompt, size_t prompt_length, int32_t max_tokens,
+                            const sqllm_sampler_params *params, sqllm_token_callback callback, void *user_data,
+                            sqllm_generate_stats *out_stats) {
+    return guarded([&] {
+        if (!ctx || (!prompt && prompt_length) || max_tokens < 0)
+            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_generate: bad argument");
+        sqllm_sampler_params sp = params ? *params : sqllm_sampler_params_default();
+        sqllm::Sampler sampler(to_sampler(sp));
+        const sqllm::Tokenizer &tok = ctx->model->tokenizer();
+        const int32_t vocab = int32_t(ctx->model->config().vocab_size);
+        using clock = std::chrono::steady_clock;
+        sqllm_generate_stats stats{};
+        std::vector<int32_t> ids = tok.encode(std::string_view(prompt ? prompt : "", prompt_length),
+                                              ctx->ctx->n_past() == 0 && tok.add_bos(), true);
+        if (ids.empty()) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_generate: the prompt is empty and the model has no BOS token");
+        if (int64_t(ctx->ctx->n_past()) + int64_t(ids.size()) > ctx->ctx->n_ctx())
+            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "the prompt (" + std::to_string(ids.size()) + " tokens) does not fit in the context (" +
+                                                             std::to_string(ctx->ctx->n_ctx() - ctx->ctx->n_past()) + " positions left)");
+        ctx->logits.resize(size_t(vocab));
+        auto t0 = clock::now();
+        ctx->ctx->eval(ids.data(), int32_t(ids.size()), ctx->logits.data(), false);
+        ctx->history.insert(ctx->history.end(), ids.begin(), ids.end());
+        auto t1 = clock::now();
+        stats.prompt_tokens = int32_t(ids.size());
+        stats.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
+        for (int32_t i = 0; i < max_tokens; i++) {
+            int32_t next = sampler.sample(ctx->logits.data(), vocab, ctx->history);
+            if (next == tok.eos_id() || tok.token_type(next) == sqllm::TOKEN_CONTROL) break;  // end of generation
+            stats.generated_tokens++;
+            std::string piece = tok.token_to_piece(next);
+            if (callback && callback(next, piece.data(), piece.size(), user_data)) break;
+            if (ctx->ctx->n_past() >= ctx->ctx->n_ctx()) break;
+            ctx->ctx->eval(&next, 1, ctx->logits.data(), false);
+            ctx->history.push_back(next);
+        }
+        stats.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+        if (out_stats) *out_stats = stats;
         return SQLLM_OK;
     });
 }

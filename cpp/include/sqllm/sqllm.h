@@ -1,7 +1,7 @@
 /*
  * sqllm — public C API.
  *
- * Load a .sqf model (formats/SPEC.md) and read its metadata. Every function returns a status
+ * Load a .sqf model (formats/SPEC.md), read its metadata, tokenize, evaluate and generate. Every function returns a status
  * code (or a value that cannot fail); none aborts on bad input. After a failure,
  * sqllm_last_error() tells what went wrong, naming the file, key or tensor.
  *
@@ -130,6 +130,80 @@ typedef struct sqllm_linear_info {
 
 size_t sqllm_model_linear_count(const sqllm_model *model);
 sqllm_status sqllm_model_linear(const sqllm_model *model, size_t index, sqllm_linear_info *out_info);
+
+/* ---- Tokenizer (the model's own, from its metadata) ----------------------------------- */
+
+int32_t sqllm_model_vocab_size(const sqllm_model *model);
+int32_t sqllm_model_bos(const sqllm_model *model); /* -1 if the model has none */
+int32_t sqllm_model_eos(const sqllm_model *model); /* -1 if the model has none */
+
+/* Tokenize text[0..length). Writes at most `capacity` ids; *out_count is the number the text
+ * needs, so a call with capacity 0 measures. Returns SQLLM_ERR_INVALID_ARGUMENT when the
+ * buffer is too small. */
+sqllm_status sqllm_tokenize(const sqllm_model *model, const char *text, size_t length, int add_bos,
+                            int parse_special, int32_t *out_tokens, size_t capacity, size_t *out_count);
+/* The bytes of tokens (special tokens skipped when skip_special), same capacity rule. */
+sqllm_status sqllm_detokenize(const sqllm_model *model, const int32_t *tokens, size_t n_tokens, int skip_special,
+                              char *out_text, size_t capacity, size_t *out_length);
+
+/* ---- Contexts: one sequence each; several may share one model from different threads ---- */
+
+typedef struct sqllm_context sqllm_context;
+
+typedef struct sqllm_context_params {
+    int32_t n_ctx;     /* 0: the model's context length */
+    int32_t n_threads; /* 0: all cores */
+    int32_t n_batch;   /* prompt tokens per forward batch (default 64) */
+    int kv_fp32;       /* non-zero: fp32 KV cache instead of fp16 */
+} sqllm_context_params;
+
+sqllm_context_params sqllm_context_params_default(void);
+sqllm_status sqllm_context_create(const sqllm_model *model, const sqllm_context_params *params, sqllm_context **out_ctx);
+void sqllm_context_free(sqllm_context *ctx);
+/* Forget the sequence (the KV cache is reused). */
+sqllm_status sqllm_context_reset(sqllm_context *ctx);
+int32_t sqllm_context_n_past(const sqllm_context *ctx);
+int32_t sqllm_context_n_ctx(const sqllm_context *ctx);
+
+/* Append n tokens to the sequence and compute logits: [n][vocab] when all_logits, else the
+ * last token's [vocab]. Fails cleanly (nothing appended) if the context would overflow. */
+sqllm_status sqllm_eval(sqllm_context *ctx, const int32_t *tokens, size_t n, float *out_logits, int all_logits);
+
+/* ---- Sampling and generation ------------------------------------------------------------ */
+
+typedef struct sqllm_sampler_params {
+    float temperature;        /* 0: greedy (default 0.8) */
+    int32_t top_k;            /* 0: off (default 40) */
+    float top_p;              /* 1: off (default 0.95) */
+    float min_p;              /* 0: off (default 0.05) */
+    float repetition_penalty; /* 1: off (default 1) */
+    int32_t repetition_window;/* recent tokens the penalty sees (default 64) */
+    uint64_t seed;
+} sqllm_sampler_params;
+
+sqllm_sampler_params sqllm_sampler_params_default(void);
+
+/* Pick a token from logits[vocab] given the sequence so far (for the repetition penalty). The
+ * draw is a function of the seed and the history length, so a seeded run is reproducible. */
+sqllm_status sqllm_sample(const sqllm_sampler_params *params, const float *logits, int32_t vocab,
+                          const int32_t *history, size_t n_history, int32_t *out_token);
+
+/* Called with each generated token and its bytes (which may end inside a UTF-8 character);
+ * return non-zero to stop. */
+typedef int (*sqllm_token_callback)(int32_t token, const char *piece, size_t length, void *user_data);
+
+typedef struct sqllm_generate_stats {
+    int32_t prompt_tokens;
+    int32_t generated_tokens;
+    double prompt_seconds;
+    double decode_seconds;
+} sqllm_generate_stats;
+
+/* Tokenize the prompt (with the model's BOS rule), evaluate it after what the context already
+ * holds, then sample up to max_tokens tokens, stopping at EOS or when the callback says so. */
+sqllm_status sqllm_generate(sqllm_context *ctx, const char *prompt, size_t prompt_length, int32_t max_tokens,
+                            const sqllm_sampler_params *params, sqllm_token_callback callback, void *user_data,
+                            sqllm_generate_stats *out_stats);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,156 @@
+"""`sqconvert fisher`: the sensitivity weights of SqueezeLLM.
+
+The diagonal Fisher information of every linear weight of the decoder layers: the mean over
+calibration sequences of the squared gradient of the language-model loss, one sequence at a
+time. Squares are accumulated into fp32 buffers by post-accumulate-grad hooks that free each
+gradient at once, so peak memory is the weights, one fp32 accumulator per linear and the
+activations of one sequence (fewer with --checkpointing).
+
+`--fisher-kind activations` is the cheap fallback GGUF's importance matrix uses: E[x^2] of each
+input column over the calibration tokens, broadcast over the rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from sqllm.formats.errors import ConversionError
+
+from .config import is_layer_linear
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def calibration_sequences(token_ids: list[int], seq_len: int, samples: int | None, *, data: Path) -> list[list[int]]:
+    n_avail = len(token_ids) // seq_len
+    if n_avail == 0:
+        raise ConversionError(f"{data}: {len(token_ids)} tokens are too few for one sample of {seq_len} tokens "
+                              f"(use a longer text or a smaller --seq-len)")
+    n = n_avail if samples is None else min(samples, n_avail)
+    if samples is not None and samples > n_avail:
+        raise ConversionError(f"{data}: only {n_avail} samples of {seq_len} tokens fit in the text, {samples} asked")
+    # Spread the samples over the whole text rather than taking its head.
+    starts = np.linspace(0, n_avail - 1, n).round().astype(int) * seq_len
+    return [token_ids[s:s + seq_len] for s in starts]
+
+
+def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
+                   samples: int | None = None, seq_len: int | None = None, kind: str = "gradients",
+                   device: str = "cpu", checkpointing: bool = False, overwrite: bool = False,
+                   progress: bool = True) -> dict:
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as e:
+        raise ConversionError("sqconvert fisher needs torch and transformers (pip install 'sqllm[torch,test]')") from e
+    if kind not in ("gradients", "activations"):
+        raise ConversionError(f"--fisher-kind must be gradients or activations, got {kind!r}")
+    model_dir, data, output = Path(model_dir), Path(data), Path(output)
+    if output.exists() and not overwrite:
+        from sqllm.formats.errors import OutputExistsError
+        raise OutputExistsError(f"{output}: output exists (use --force to overwrite)")
+    try:
+        text = data.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConversionError(f"{data}: cannot read the calibration text: {e}") from e
+    try:
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
+    except Exception as e:  # transformers raises many types for unloadable folders
+        raise ConversionError(f"{model_dir}: transformers cannot load the model: {e}") from e
+    ctx = int(getattr(model.config, "max_position_embeddings", 2048))
+    seq_len = seq_len or min(512, ctx)
+    if seq_len < 2 or seq_len > ctx:
+        raise ConversionError(f"--seq-len must be in [2, {ctx}], got {seq_len}")
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    seqs = calibration_sequences(ids, seq_len, samples, data=data)
+
+    model.eval()
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+    params = {n: p for n, p in model.named_parameters() if is_layer_linear(n)}
+    if not params:
+        raise ConversionError(f"{model_dir}: no decoder-layer linear weights found")
+    acc = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    handles = []
+    if kind == "gradients":
+        for n, p in model.named_parameters():
+            p.requires_grad_(n in params)
+        for n, p in params.items():
+            def hook(param, name=n):
+                acc[name].add_(param.grad.float().square())
+                param.grad = None
+            handles.append(p.register_post_accumulate_grad_hook(hook))
+    else:
+        modules = {n + ".weight": m for n, m in model.named_modules() if n + ".weight" in params}
+        cols = {n: torch.zeros(p.shape[1], dtype=torch.float64) for n, p in params.items()}
+        for n, mod in modules.items():
+            def fwd(module, inputs, _out, name=n):
+                x = inputs[0].detach().double()
+                cols[name].add_(x.square().reshape(-1, x.shape[-1]).sum(0).cpu())
+            handles.append(mod.register_forward_hook(fwd))
+
+    try:
+        for seq in tqdm(seqs, desc=f"fisher ({kind})", unit="seq", disable=not progress, leave=False):
+            x = torch.tensor([seq], device=device)
+            if kind == "gradients":
+                loss = model(x, labels=x).loss
+                if not torch.isfinite(loss):
+                    raise ConversionError(f"{model_dir}: the loss is {float(loss)} on a calibration sample")
+                loss.backward()
+            else:
+                with torch.no_grad():
+                    model(x)
+    finally:
+        for h in handles:
+            h.remove()
+
+    if kind == "gradients":
+        tensors = {n: (a / len(seqs)).cpu().numpy() for n, a in acc.items()}
+    else:
+        n_tokens = len(seqs) * seq_len
+        tensors = {n: np.broadcast_to((cols[n] / n_tokens).float().numpy(), tuple(params[n].shape)).copy()
+                   for n in params}
+    for n, t in tensors.items():
+        if not np.isfinite(t).all():
+            raise ConversionError(f"{model_dir}: the Fisher of {n} holds NaN or Inf")
+    meta = {"kind": kind, "data_file": data.name, "data_sha256": _sha256(data), "samples": str(len(seqs)),
+            "seq_len": str(seq_len), "model": model_dir.name}
+    _save_atomic(output, tensors, meta)
+    return meta
+
+
+def _save_atomic(output: Path, tensors: dict[str, np.ndarray], meta: dict[str, str]) -> None:
+    from safetensors.numpy import save_file
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def describe(path: Path) -> str:
+    """What the file says it is, for the converter's record."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            meta = json.loads(f.read(n)).get("__metadata__", {})
+    except (OSError, ValueError):
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in sorted(meta.items()))

@@ -1,0 +1,128 @@
+// Python view of the runtime: a loaded model (weights, tokenizer) and contexts over it.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+
+#include "bindings.h"
+#include "src/model.h"
+#include "src/sampler.h"
+
+namespace py = pybind11;
+
+namespace {
+
+std::vector<int32_t> to_ids(const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &a) {
+    if (a.ndim() != 1) throw py::value_error("token ids must be a 1-D sequence");
+    return std::vector<int32_t>(a.data(), a.data() + a.size());
+}
+
+}  // namespace
+
+namespace sqllm_py {
+
+void register_runtime(py::module_ &m) {
+    py::class_<sqllm::Model>(m, "LoadedModel", "An .sqf model mapped and ready to run.")
+        .def(py::init([](const std::string &path, bool verify) {
+                 py::gil_scoped_release release;
+                 return sqllm::Model::load(path, verify);
+             }),
+             py::arg("path"), py::arg("verify_checksums") = false)
+        .def_property_readonly("vocab_size", [](const sqllm::Model &mdl) { return mdl.config().vocab_size; })
+        .def_property_readonly("context_length", [](const sqllm::Model &mdl) { return mdl.config().context_length; })
+        .def_property_readonly("bos", [](const sqllm::Model &mdl) { return mdl.tokenizer().bos_id(); })
+        .def_property_readonly("eos", [](const sqllm::Model &mdl) { return mdl.tokenizer().eos_id(); })
+        .def_property_readonly("add_bos", [](const sqllm::Model &mdl) { return mdl.tokenizer().add_bos(); })
+        .def_property_readonly("chat_template", [](const sqllm::Model &mdl) { return mdl.chat_template(); })
+        .def("tokenize", [](const sqllm::Model &mdl, const std::string &text, bool add_bos, bool parse_special) {
+            return mdl.tokenizer().encode(text, add_bos, parse_special);
+        }, py::arg("text"), py::arg("add_bos"), py::arg("parse_special") = true)
+        .def("detokenize", [](const sqllm::Model &mdl, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids, bool skip_special) {
+            std::vector<int32_t> v = to_ids(ids);
+            for (int32_t t : v)
+                if (t < 0 || t >= mdl.tokenizer().vocab_size()) throw py::value_error("token id " + std::to_string(t) + " is outside the vocabulary");
+            return py::bytes(mdl.tokenizer().decode(v, skip_special));
+        }, py::arg("ids"), py::arg("skip_special") = false)
+        .def("is_end_of_generation", [](const sqllm::Model &mdl, int32_t id) {
+            const sqllm::Tokenizer &t = mdl.tokenizer();
+            return id == t.eos_id() || (id >= 0 && id < t.vocab_size() && t.token_type(id) == sqllm::TOKEN_CONTROL);
+        }, "EOS, or any control token (Qwen's <|im_end|>, <|endoftext|>).")
+        .def("token_to_piece", [](const sqllm::Model &mdl, int32_t id) {
+            if (id < 0 || id >= mdl.tokenizer().vocab_size()) throw py::value_error("token id out of range");
+            return py::bytes(mdl.tokenizer().token_to_piece(id));
+        });
+
+    py::class_<sqllm::Context>(m, "Context", "One sequence over a LoadedModel: KV cache, scratch, threads.")
+        .def(py::init([](const sqllm::Model &mdl, int n_ctx, int n_threads, int n_batch, bool kv_f32) {
+                 if (n_ctx < 0 || n_threads < 0 || n_batch < 1) throw py::value_error("n_ctx >= 0, n_threads >= 0, n_batch >= 1");
+                 sqllm::ContextParams p;
+                 p.n_ctx = n_ctx;
+                 p.n_threads = n_threads;
+                 p.n_batch = n_batch;
+                 p.kv_type = kv_f32 ? sqllm::KvType::F32 : sqllm::KvType::F16;
+                 return std::make_unique<sqllm::Context>(mdl, p);
+             }),
+             py::arg("model"), py::arg("n_ctx") = 0, py::arg("n_threads") = 0, py::arg("n_batch") = 64,
+             py::arg("kv_f32") = false, py::keep_alive<1, 2>())
+        .def_property_readonly("n_past", &sqllm::Context::n_past)
+        .def_property_readonly("n_ctx", &sqllm::Context::n_ctx)
+        .def_property_readonly("n_threads", &sqllm::Context::n_threads)
+        .def("reset", &sqllm::Context::reset)
+        .def("eval", [](sqllm::Context &ctx, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids, bool all_logits, int vocab) {
+            std::vector<int32_t> v = to_ids(ids);
+            if (v.empty()) throw py::value_error("no tokens to evaluate");
+            py::array_t<float> out(all_logits ? std::vector<py::ssize_t>{py::ssize_t(v.size()), vocab} : std::vector<py::ssize_t>{vocab});
+            float *dst = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                ctx.eval(v.data(), int32_t(v.size()), dst, all_logits);
+            }
+            return out;
+        }, py::arg("ids"), py::arg("all_logits"), py::arg("vocab"))
+        .def("nll", [](sqllm::Context &ctx, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids, int vocab) {
+            // Negative log-likelihood (natural log) of ids[1:] given the prefix, computed batch by
+            // batch so that [n, vocab] logits are never held at once.
+            std::vector<int32_t> v = to_ids(ids);
+            if (v.size() < 2) throw py::value_error("need at least two tokens");
+            py::array_t<double> out(py::ssize_t(v.size() - 1));
+            double *nll = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                const size_t chunk = 64;
+                std::vector<float> logits(chunk * size_t(vocab));
+                for (size_t start = 0; start + 1 < v.size(); start += chunk) {
+                    size_t n = std::min(chunk, v.size() - 1 - start);
+                    ctx.eval(v.data() + start, int32_t(n), logits.data(), true);
+                    for (size_t t = 0; t < n; t++) {
+                        const float *row = logits.data() + t * size_t(vocab);
+                        double mx = row[0];
+                        for (int k = 1; k < vocab; k++) mx = std::max(mx, double(row[k]));
+                        double sum = 0.0;
+                        for (int k = 0; k < vocab; k++) sum += std::exp(double(row[k]) - mx);
+                        nll[start + t] = mx + std::log(sum) - double(row[v[start + t + 1]]);
+                    }
+                }
+            }
+            return out;
+        }, py::arg("ids"), py::arg("vocab"));
+
+    m.def("sample", [](const py::array_t<float, py::array::c_style | py::array::forcecast> &logits,
+                       const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &history, float temperature,
+                       int top_k, float top_p, float min_p, float repetition_penalty, int repetition_window, uint64_t seed) {
+        sqllm::SamplerParams p;
+        p.temperature = temperature;
+        p.top_k = top_k;
+        p.top_p = top_p;
+        p.min_p = min_p;
+        p.repetition_penalty = repetition_penalty;
+        p.repetition_window = repetition_window;
+        p.seed = seed;
+        std::string err = sqllm::validate(p);
+        if (!err.empty()) throw py::value_error(err);
+        if (logits.ndim() != 1 || logits.size() == 0) throw py::value_error("logits must be a non-empty 1-D array");
+        return sqllm::Sampler(p).sample(logits.data(), int32_t(logits.size()), to_ids(history));
+    }, py::arg("logits"), py::arg("history"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
+       py::arg("min_p"), py::arg("repetition_penalty"), py::arg("repetition_window"), py::arg("seed"));
+}
+
+}  // namespace sqllm_py

@@ -1,0 +1,24 @@
+// Which SIMD extensions the running CPU has, detected once at run time. The library is
+// compiled for the baseline ISA; only files named *_avx2.cpp are compiled with AVX2/FMA/F16C
+// and they run only when detect_cpu_features() says the CPU has all three.
+#pragma once
+
+namespace sqllm {
+namespace kernels {
+
+struct CpuFeatures {
+    bool avx2 = false;
+    bool fma = false;
+    bool f16c = false;
+    // SQLLM_FORCE_SCALAR=1 in the environment: use the scalar kernels even when the CPU
+    // could run faster ones (to compare, or to rule a SIMD kernel out while debugging).
+    bool force_scalar = false;
+
+    bool has_avx2_fma_f16c() const { return avx2 && fma && f16c; }
+};
+
+// Detected on the first call; later calls return the same object.
+const CpuFeatures &cpu_features();
+
+}  // namespace kernels
+}  // namespace sqllm

@@ -1,0 +1,53 @@
+// Matvec with an unquantized row-major weight matrix W [rows][cols] in fp32 or fp16 (the
+// embeddings / lm_head kept as is, and the fp16 / fp32 baselines the LUT kernels are
+// measured against), plus the fp16-vector primitives attention needs for an fp16 KV cache.
+#pragma once
+
+#include <cstdint>
+
+namespace sqllm {
+namespace kernels {
+
+// y[i] = sum_j W[i][j] * x[j] for the rows [row_begin, row_end) (overwrites y there).
+//   *_matvec: x [cols] -> y [rows];  *_matmat: x [n][cols] -> y [n][rows]
+// fp16 weights are IEEE half bit patterns.
+using DenseMatvecF32Fn = void (*)(const float *w, int64_t rows, int64_t cols, const float *x, float *y,
+                                  int64_t row_begin, int64_t row_end);
+using DenseMatmatF32Fn = void (*)(const float *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y,
+                                  int64_t row_begin, int64_t row_end);
+using DenseMatvecF16Fn = void (*)(const uint16_t *w, int64_t rows, int64_t cols, const float *x, float *y,
+                                  int64_t row_begin, int64_t row_end);
+using DenseMatmatF16Fn = void (*)(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t n,
+                                  float *y, int64_t row_begin, int64_t row_end);
+// sum_j a[j] * b[j] with a in fp16 (a query against a cached key).
+using DotF16F32Fn = float (*)(const uint16_t *a, const float *b, int64_t n);
+// y[j] += alpha * a[j] with a in fp16 (an attention weight times a cached value).
+using AxpyF16F32Fn = void (*)(const uint16_t *a, float alpha, float *y, int64_t n);
+
+// References: accumulate in double.
+void dense_matvec_f32_scalar(const float *w, int64_t rows, int64_t cols, const float *x, float *y,
+                             int64_t row_begin, int64_t row_end);
+void dense_matmat_f32_scalar(const float *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y,
+                             int64_t row_begin, int64_t row_end);
+void dense_matvec_f16_scalar(const uint16_t *w, int64_t rows, int64_t cols, const float *x, float *y,
+                             int64_t row_begin, int64_t row_end);
+void dense_matmat_f16_scalar(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y,
+                             int64_t row_begin, int64_t row_end);
+float dot_f16_f32_scalar(const uint16_t *a, const float *b, int64_t n);
+void axpy_f16_f32_scalar(const uint16_t *a, float alpha, float *y, int64_t n);
+
+#if defined(SQLLM_X86)
+void dense_matvec_f32_avx2(const float *w, int64_t rows, int64_t cols, const float *x, float *y,
+                           int64_t row_begin, int64_t row_end);
+void dense_matmat_f32_avx2(const float *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y,
+                           int64_t row_begin, int64_t row_end);
+void dense_matvec_f16_avx2(const uint16_t *w, int64_t rows, int64_t cols, const float *x, float *y,
+                           int64_t row_begin, int64_t row_end);
+void dense_matmat_f16_avx2(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y,
+                           int64_t row_begin, int64_t row_end);
+float dot_f16_f32_avx2(const uint16_t *a, const float *b, int64_t n);
+void axpy_f16_f32_avx2(const uint16_t *a, float alpha, float *y, int64_t n);
+#endif
+
+}  // namespace kernels
+}  // namespace sqllm

@@ -1,0 +1,58 @@
+#include "kernels/dispatch.h"
+
+#include "kernels/cpu_features.h"
+
+namespace sqllm {
+namespace kernels {
+
+const KernelTable &scalar_kernels() {
+    static const KernelTable table = {
+        "scalar",
+        lut_matvec_scalar,
+        lut_matmat_scalar,
+        csr_spmv_add_scalar,
+        csr_spmm_add_scalar,
+        dense_matvec_f32_scalar,
+        dense_matmat_f32_scalar,
+        dense_matvec_f16_scalar,
+        dense_matmat_f16_scalar,
+        dot_f16_f32_scalar,
+        axpy_f16_f32_scalar,
+        fp16_to_fp32_scalar,
+        fp32_to_fp16_scalar,
+        sum_f32_scalar,
+    };
+    return table;
+}
+
+const KernelTable *avx2_kernels() {
+#if defined(SQLLM_X86)
+    static const KernelTable table = {
+        "avx2",
+        lut_matvec_avx2,
+        lut_matmat_avx2,
+        csr_spmv_add_avx2,
+        csr_spmm_add_avx2,
+        dense_matvec_f32_avx2,
+        dense_matmat_f32_avx2,
+        dense_matvec_f16_avx2,
+        dense_matmat_f16_avx2,
+        dot_f16_f32_avx2,
+        axpy_f16_f32_avx2,
+        fp16_to_fp32_avx2,
+        fp32_to_fp16_avx2,
+        sum_f32_avx2,
+    };
+    if (cpu_features().has_avx2_fma_f16c()) return &table;
+#endif
+    return nullptr;
+}
+
+const KernelTable &active_kernels() {
+    static const KernelTable &table =
+        avx2_kernels() && !cpu_features().force_scalar ? *avx2_kernels() : scalar_kernels();
+    return table;
+}
+
+}  // namespace kernels
+}  // namespace sqllm

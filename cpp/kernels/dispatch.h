@@ -1,0 +1,49 @@
+// The kernel table: one function pointer per kernel, filled either with the scalar
+// references or with the AVX2 versions. active_kernels() picks one table, once, from the
+// CPU's features and SQLLM_FORCE_SCALAR; tests and benchmarks may name a table explicitly.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/csr_spmv/csr_spmv.h"
+#include "kernels/dense_matvec/dense_matvec.h"
+#include "kernels/fp16_convert/fp16_convert.h"
+#include "kernels/lut_matvec/lut_matvec.h"
+#include "kernels/stream_read/stream_read.h"
+
+namespace sqllm {
+namespace kernels {
+
+struct KernelTable {
+    const char *name;  // "scalar" or "avx2"
+    LutMatvecFn lut_matvec;
+    LutMatmatFn lut_matmat;
+    CsrSpmvAddFn csr_spmv_add;
+    CsrSpmmAddFn csr_spmm_add;
+    DenseMatvecF32Fn dense_matvec_f32;
+    DenseMatmatF32Fn dense_matmat_f32;
+    DenseMatvecF16Fn dense_matvec_f16;
+    DenseMatmatF16Fn dense_matmat_f16;
+    DotF16F32Fn dot_f16_f32;
+    AxpyF16F32Fn axpy_f16_f32;
+    Fp16ToFp32Fn fp16_to_fp32;
+    Fp32ToFp16Fn fp32_to_fp16;
+    SumF32Fn sum_f32;
+};
+
+const KernelTable &scalar_kernels();
+// nullptr unless this build has the AVX2 kernels and the CPU has AVX2, FMA and F16C.
+const KernelTable *avx2_kernels();
+// The AVX2 table when available and SQLLM_FORCE_SCALAR is not set, else the scalar one.
+const KernelTable &active_kernels();
+
+// The active kernels as plain functions, for call sites that do one small operation.
+inline float dot_f16_f32(const uint16_t *a, const float *b, int64_t n) { return active_kernels().dot_f16_f32(a, b, n); }
+inline void axpy_f16_f32(const uint16_t *a, float alpha, float *y, int64_t n) {
+    active_kernels().axpy_f16_f32(a, alpha, y, n);
+}
+inline void fp16_to_fp32_array(const uint16_t *in, float *out, int64_t n) { active_kernels().fp16_to_fp32(in, out, n); }
+inline void fp32_to_fp16_array(const float *in, uint16_t *out, int64_t n) { active_kernels().fp32_to_fp16(in, out, n); }
+
+}  // namespace kernels
+}  // namespace sqllm

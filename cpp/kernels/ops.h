@@ -1,0 +1,42 @@
+// The kernels as whole-matrix operations: each splits the rows over a ThreadPool and calls
+// the active kernels (or the table given, so that tests can compare implementations).
+//
+// Row ranges are balanced by the bytes each row makes the kernel read (codes + LUT + its
+// share of the CSR), and cut into a few more tasks than threads so that a thread delayed
+// by the OS does not hold up the rest. The sparse part of a LutMatrixView is applied by the
+// same task right after the dense part of its rows, while those y values are in cache.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/dispatch.h"
+#include "src/threadpool.h"
+
+namespace sqllm {
+namespace ops {
+
+// y [rows] = W x (dense LUT part plus, when present, the sparse corrections).
+void lut_matvec(ThreadPool &pool, const kernels::LutMatrixView &w, const float *x, float *y,
+                const kernels::KernelTable &k = kernels::active_kernels());
+// y [n][rows] = W x_t for each of the n activations x [n][cols].
+void lut_matmat(ThreadPool &pool, const kernels::LutMatrixView &w, const float *x, int64_t n, float *y,
+                const kernels::KernelTable &k = kernels::active_kernels());
+
+// y += A x, with rows split by nonzeros.
+void csr_spmv_add(ThreadPool &pool, const kernels::CsrMatrixView &a, const float *x, float *y,
+                  const kernels::KernelTable &k = kernels::active_kernels());
+void csr_spmm_add(ThreadPool &pool, const kernels::CsrMatrixView &a, const float *x, int64_t n, float *y,
+                  const kernels::KernelTable &k = kernels::active_kernels());
+
+// y = W x for a row-major fp32 / fp16 matrix W [rows][cols]; *_matmat: x [n][cols] -> y [n][rows].
+void dense_matvec_f32(ThreadPool &pool, const float *w, int64_t rows, int64_t cols, const float *x, float *y,
+                      const kernels::KernelTable &k = kernels::active_kernels());
+void dense_matmat_f32(ThreadPool &pool, const float *w, int64_t rows, int64_t cols, const float *x, int64_t n,
+                      float *y, const kernels::KernelTable &k = kernels::active_kernels());
+void dense_matvec_f16(ThreadPool &pool, const uint16_t *w, int64_t rows, int64_t cols, const float *x, float *y,
+                      const kernels::KernelTable &k = kernels::active_kernels());
+void dense_matmat_f16(ThreadPool &pool, const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t n,
+                      float *y, const kernels::KernelTable &k = kernels::active_kernels());
+
+}  // namespace ops
+}  // namespace sqllm

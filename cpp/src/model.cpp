@@ -1,0 +1,393 @@
+#include "model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/fp16.h"
+#include "kernels/ops.h"
+
+namespace sqllm {
+namespace {
+
+std::vector<float> to_f32(const TensorInfo &t) {
+    std::vector<float> out(t.n_elements);
+    if (t.type == format::TYPE_F32) {
+        std::memcpy(out.data(), t.data, t.n_bytes);
+    } else {
+        for (uint64_t i = 0; i < t.n_elements; i++) {
+            uint16_t h;
+            std::memcpy(&h, t.data + 2 * i, 2);
+            out[i] = kernels::fp16_to_fp32(h);
+        }
+    }
+    return out;
+}
+
+// The dense value at (row, col) of a quantized linear (SPEC §4), to turn CSR values into
+// corrections that the SpMV adds on top of the LUT matvec.
+float dense_value(const LinearInfo &L, uint64_t row, uint64_t col) {
+    const uint8_t *codes = L.codes->data + row * format::row_bytes(L.cols, L.bits);
+    uint64_t bit = col * L.bits;
+    uint32_t word = 0;
+    std::memcpy(&word, codes + bit / 8, std::min<uint64_t>(4, format::row_bytes(L.cols, L.bits) - bit / 8));
+    uint32_t code = (word >> (bit % 8)) & ((1u << L.bits) - 1);
+    uint64_t group = col / L.group_size;
+    uint16_t h;
+    std::memcpy(&h, L.lut->data + 2 * ((row * L.groups + group) << L.bits | code), 2);
+    return kernels::fp16_to_fp32(h);
+}
+
+Matrix make_matrix(const SqfFile &f, const std::string &name, const std::string &bias_name) {
+    Matrix m;
+    m.name = name;
+    if (const LinearInfo *L = f.find_linear(name)) {
+        m.quant = L;
+        m.rows = int64_t(L->rows);
+        m.cols = int64_t(L->cols);
+        if (L->nnz) {
+            m.corrections.resize(L->nnz);
+            for (uint64_t r = 0; r < L->rows; r++) {
+                int32_t b, e;
+                std::memcpy(&b, L->rowptr->data + 4 * r, 4);
+                std::memcpy(&e, L->rowptr->data + 4 * (r + 1), 4);
+                for (int32_t k = b; k < e; k++) {
+                    int32_t col;
+                    uint16_t h;
+                    std::memcpy(&col, L->colidx->data + 4 * uint64_t(k), 4);
+                    std::memcpy(&h, L->vals->data + 2 * uint64_t(k), 2);
+                    m.corrections[size_t(k)] = kernels::fp16_to_fp32(h) - dense_value(*L, r, uint64_t(col));
+                }
+            }
+        }
+    } else {
+        m.dense = f.find_tensor(name);  // presence and shape were validated by the loader
+        m.rows = int64_t(m.dense->shape[0]);
+        m.cols = int64_t(m.dense->shape[1]);
+    }
+    if (!bias_name.empty())
+        if (const TensorInfo *b = f.find_tensor(bias_name)) m.bias = to_f32(*b);
+    return m;
+}
+
+TokenizerData tokenizer_data(const SqfFile &f) {
+    TokenizerData d;
+    auto str = [&](const char *key) -> std::string {
+        const MetaEntry *e = f.find_meta(key);
+        return e && e->type == format::VT_STRING ? std::string(e->strings[0]) : std::string();
+    };
+    auto strings = [&](const char *key) {
+        std::vector<std::string> out;
+        const MetaEntry *e = f.find_meta(key);
+        if (e && e->type == format::VT_ARRAY && e->item_type == format::VT_STRING)
+            for (auto s : e->strings) out.emplace_back(s);
+        return out;
+    };
+    auto id = [&](const char *key) -> int32_t {
+        const MetaEntry *e = f.find_meta(key);
+        if (!e) return -1;
+        int64_t v = f.meta_int(key);
+        return v >= 0 && v < (int64_t(1) << 31) ? int32_t(v) : -1;
+    };
+    auto flag = [&](const char *key, bool dflt) {
+        const MetaEntry *e = f.find_meta(key);
+        return e && e->type == format::VT_BOOL ? e->raw[0] != 0 : dflt;
+    };
+    d.model = str("tokenizer.ggml.model");
+    d.pre = str("tokenizer.ggml.pre");
+    d.tokens = strings("tokenizer.ggml.tokens");
+    d.merges = strings("tokenizer.ggml.merges");
+    if (const MetaEntry *e = f.find_meta("tokenizer.ggml.scores"); e && e->type == format::VT_ARRAY && e->item_type == format::VT_FLOAT32) {
+        d.scores.resize(e->count);
+        std::memcpy(d.scores.data(), e->raw, e->count * 4);
+    }
+    if (const MetaEntry *e = f.find_meta("tokenizer.ggml.token_type"); e && e->type == format::VT_ARRAY && e->item_type == format::VT_INT32) {
+        d.types.resize(e->count);
+        std::memcpy(d.types.data(), e->raw, e->count * 4);
+    }
+    d.bos_id = id("tokenizer.ggml.bos_token_id");
+    d.eos_id = id("tokenizer.ggml.eos_token_id");
+    d.unk_id = id("tokenizer.ggml.unknown_token_id");
+    d.pad_id = id("tokenizer.ggml.padding_token_id");
+    d.add_bos = flag("tokenizer.ggml.add_bos_token", false);
+    d.add_eos = flag("tokenizer.ggml.add_eos_token", false);
+    d.add_space_prefix = flag("tokenizer.ggml.add_space_prefix", d.model == "llama");
+    return d;
+}
+
+void rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += double(x[i]) * x[i];
+    float scale = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string &path, bool verify_checksums) {
+    std::unique_ptr<Model> m(new Model());
+    m->file_ = SqfFile::open(path, verify_checksums);
+    const SqfFile &f = *m->file_;
+    const ModelConfig &c = f.config();
+    std::string error;
+    if (!Tokenizer::build(tokenizer_data(f), m->tokenizer_, error))
+        throw Error(SQLLM_ERR_FORMAT, path + ": tokenizer: " + error);
+    if (m->tokenizer_.vocab_size() != int32_t(c.vocab_size))
+        throw Error(SQLLM_ERR_FORMAT, path + ": the tokenizer has " + std::to_string(m->tokenizer_.vocab_size()) +
+                                          " tokens, the model " + std::to_string(c.vocab_size));
+    if (const MetaEntry *e = f.find_meta("tokenizer.chat_template"); e && e->type == format::VT_STRING)
+        m->chat_template_ = std::string(e->strings[0]);
+    m->embed_ = f.find_tensor("model.embed_tokens.weight");
+    if (!m->embed_) throw Error(SQLLM_ERR_UNSUPPORTED, path + ": a quantized embedding is not supported");
+    m->final_norm_ = to_f32(*f.find_tensor("model.norm.weight"));
+    m->lm_head_ = make_matrix(f, c.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight", "");
+    for (uint32_t l = 0; l < c.num_layers; l++) {
+        std::string p = "model.layers." + std::to_string(l) + ".";
+        LayerWeights w;
+        w.attn_norm = to_f32(*f.find_tensor(p + "input_layernorm.weight"));
+        w.ffn_norm = to_f32(*f.find_tensor(p + "post_attention_layernorm.weight"));
+        w.q = make_matrix(f, p + "self_attn.q_proj.weight", c.attention_bias ? p + "self_attn.q_proj.bias" : "");
+        w.k = make_matrix(f, p + "self_attn.k_proj.weight", c.attention_bias ? p + "self_attn.k_proj.bias" : "");
+        w.v = make_matrix(f, p + "self_attn.v_proj.weight", c.attention_bias ? p + "self_attn.v_proj.bias" : "");
+        w.o = make_matrix(f, p + "self_attn.o_proj.weight", "");
+        w.gate = make_matrix(f, p + "mlp.gate_proj.weight", "");
+        w.up = make_matrix(f, p + "mlp.up_proj.weight", "");
+        w.down = make_matrix(f, p + "mlp.down_proj.weight", "");
+        m->layers_.push_back(std::move(w));
+    }
+    return m;
+}
+
+void Model::embed(int32_t token, float *out) const {
+    const uint64_t H = config().hidden_size;
+    const uint8_t *row = embed_->data + uint64_t(token) * H * (embed_->type == format::TYPE_F32 ? 4 : 2);
+    if (embed_->type == format::TYPE_F32) {
+        std::memcpy(out, row, H * 4);
+    } else {
+        for (uint64_t i = 0; i < H; i++) {
+            uint16_t h;
+            std::memcpy(&h, row + 2 * i, 2);
+            out[i] = kernels::fp16_to_fp32(h);
+        }
+    }
+}
+
+Context::Context(const Model &model, const ContextParams &params)
+    : model_(model), params_(params), pool_(params.n_threads > 0 ? params.n_threads : ThreadPool::default_threads()) {
+    const ModelConfig &c = model.config();
+    n_ctx_ = params.n_ctx > 0 ? params.n_ctx : int32_t(c.context_length);
+    if (params.n_batch < 1) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "n_batch must be >= 1");
+    if (n_ctx_ < 1) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "n_ctx must be >= 1");
+    size_t kv = size_t(c.num_layers) * size_t(n_ctx_) * c.num_kv_heads * c.head_dim;
+    if (params.kv_type == KvType::F16) {
+        k16_.resize(kv);
+        v16_.resize(kv);
+    } else {
+        k32_.resize(kv);
+        v32_.resize(kv);
+    }
+    update_rope_frequencies(0);
+}
+
+void Context::update_rope_frequencies(int32_t seq_len) {
+    const ModelConfig &c = model_.config();
+    const int half = int(c.head_dim / 2);
+    double base = c.rope_theta;
+    const std::string &kind = c.rope_scaling_type;
+    if (kind == "dynamic") {
+        // transformers' dynamic NTK: the base grows once the sequence passes the original length.
+        double orig = c.rope_original_context_length ? c.rope_original_context_length : c.context_length;
+        if (seq_len <= orig && !inv_freq_.empty() && rope_seq_len_ <= orig) return;
+        if (seq_len > orig) {
+            double f = c.rope_scaling_factor;
+            base = c.rope_theta * std::pow(f * seq_len / orig - (f - 1.0), double(c.head_dim) / (c.head_dim - 2));
+        }
+        rope_seq_len_ = seq_len;
+    } else if (!inv_freq_.empty()) {
+        return;
+    }
+    inv_freq_.resize(size_t(half));
+    for (int i = 0; i < half; i++) {
+        double f = 1.0 / std::pow(base, 2.0 * i / double(c.head_dim));
+        if (kind == "linear") {
+            f /= c.rope_scaling_factor;
+        } else if (kind == "llama3") {
+            const double pi = 3.14159265358979323846;
+            double low_wavelen = c.rope_original_context_length / c.rope_low_freq_factor;
+            double high_wavelen = c.rope_original_context_length / c.rope_high_freq_factor;
+            double wavelen = 2.0 * pi / f;
+            if (wavelen > low_wavelen) {
+                f /= c.rope_scaling_factor;
+            } else if (wavelen >= high_wavelen) {
+                double smooth = (c.rope_original_context_length / wavelen - c.rope_low_freq_factor) /
+                                (c.rope_high_freq_factor - c.rope_low_freq_factor);
+                f = (1.0 - smooth) * f / c.rope_scaling_factor + smooth * f;
+            }
+        }
+        inv_freq_[size_t(i)] = float(f);
+    }
+}
+
+void Context::rope(float *x, int32_t n, int heads, int32_t pos0) {
+    const int D = int(model_.config().head_dim), half = D / 2;
+    for (int32_t t = 0; t < n; t++) {
+        for (int i = 0; i < half; i++) {
+            // Angles in float as transformers computes them (inv_freq * position in fp32).
+            float angle = float(pos0 + t) * inv_freq_[size_t(i)];
+            float cs = std::cos(angle), sn = std::sin(angle);
+            for (int h = 0; h < heads; h++) {
+                float *v = x + (size_t(t) * heads + h) * D;
+                float a = v[i], b = v[i + half];
+                v[i] = a * cs - b * sn;
+                v[i + half] = b * cs + a * sn;
+            }
+        }
+    }
+}
+
+void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y) {
+    if (m.quant) {
+        const LinearInfo &L = *m.quant;
+        kernels::LutMatrixView view{};
+        view.codes = L.codes->data;
+        view.lut = reinterpret_cast<const uint16_t *>(L.lut->data);
+        view.rows = int64_t(L.rows);
+        view.cols = int64_t(L.cols);
+        view.group_size = int64_t(L.group_size);
+        view.bits = int(L.bits);
+        if (L.nnz) {
+            view.rowptr = reinterpret_cast<const int32_t *>(L.rowptr->data);
+            view.colidx = reinterpret_cast<const int32_t *>(L.colidx->data);
+            view.corr = m.corrections.data();
+        }
+        ops::lut_matmat(pool_, view, x, n, y);
+    } else if (m.dense->type == format::TYPE_F16) {
+        ops::dense_matmat_f16(pool_, reinterpret_cast<const uint16_t *>(m.dense->data), m.rows, m.cols, x, n, y);
+    } else {
+        ops::dense_matmat_f32(pool_, reinterpret_cast<const float *>(m.dense->data), m.rows, m.cols, x, n, y);
+    }
+    if (!m.bias.empty())
+        for (int32_t t = 0; t < n; t++)
+            for (int64_t r = 0; r < m.rows; r++) y[size_t(t) * m.rows + r] += m.bias[size_t(r)];
+}
+
+void Context::attention(int layer, int32_t n) {
+    const ModelConfig &c = model_.config();
+    const int D = int(c.head_dim), Hq = int(c.num_heads), Hkv = int(c.num_kv_heads), group = Hq / Hkv;
+    const size_t kv_row = size_t(Hkv) * D;
+    const size_t layer_off = size_t(layer) * size_t(n_ctx_) * kv_row;
+    const float scale = 1.0f / std::sqrt(float(D));
+    const int32_t pos0 = n_past_;
+    const int32_t window = int32_t(c.sliding_window);
+    scores_.resize(size_t(pool_.size()) * size_t(n_ctx_));
+    const bool f16 = params_.kv_type == KvType::F16;
+    pool_.parallel_for(n * Hq, [&](int task, int thread) {
+        const int32_t t = task / Hq;
+        const int h = task % Hq, g = h / group;
+        const int32_t pos = pos0 + t;
+        const int32_t start = window > 0 && pos >= window ? pos - window + 1 : 0;
+        const float *q = q_.data() + (size_t(t) * Hq + h) * D;
+        float *s = scores_.data() + size_t(thread) * size_t(n_ctx_);
+        float maxv = -INFINITY;
+        for (int32_t j = start; j <= pos; j++) {
+            size_t off = layer_off + size_t(j) * kv_row + size_t(g) * D;
+            float dot = 0.0f;
+            if (f16) {
+                dot = kernels::dot_f16_f32(k16_.data() + off, q, D);
+            } else {
+                for (int d = 0; d < D; d++) dot += k32_[off + d] * q[d];
+            }
+            s[j] = dot * scale;
+            maxv = std::max(maxv, s[j]);
+        }
+        float sum = 0.0f;
+        for (int32_t j = start; j <= pos; j++) sum += s[j] = std::exp(s[j] - maxv);
+        float *out = att_.data() + (size_t(t) * Hq + h) * D;
+        std::fill(out, out + D, 0.0f);
+        for (int32_t j = start; j <= pos; j++) {
+            size_t off = layer_off + size_t(j) * kv_row + size_t(g) * D;
+            float w = s[j] / sum;
+            if (f16) {
+                kernels::axpy_f16_f32(v16_.data() + off, w, out, D);
+            } else {
+                for (int d = 0; d < D; d++) out[d] += w * v32_[off + d];
+            }
+        }
+    });
+}
+
+void Context::eval(const int32_t *tokens, int32_t n, float *logits, bool all_logits) {
+    if (n <= 0) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "no tokens to evaluate");
+    if (int64_t(n_past_) + n > n_ctx_)
+        throw Error(SQLLM_ERR_INVALID_ARGUMENT, "context full: " + std::to_string(n_past_) + " + " + std::to_string(n) +
+                                                    " tokens exceed the context of " + std::to_string(n_ctx_));
+    const int32_t vocab = int32_t(model_.config().vocab_size);
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            throw Error(SQLLM_ERR_INVALID_ARGUMENT, "token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " + std::to_string(vocab));
+    for (int32_t done = 0; done < n; done += params_.n_batch) {
+        int32_t m = std::min(params_.n_batch, n - done);
+        bool last = done + m == n;
+        float *out = all_logits ? logits + size_t(done) * vocab : (last ? logits : nullptr);
+        forward_batch(tokens + done, m, out, all_logits);
+    }
+}
+
+void Context::forward_batch(const int32_t *tokens, int32_t n, float *logits, bool all_logits) {
+    const ModelConfig &c = model_.config();
+    const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+    const int Hq = int(c.num_heads), Hkv = int(c.num_kv_heads);
+    const size_t kv_row = size_t(Hkv) * D;
+    x_.resize(size_t(n) * H);
+    xn_.resize(size_t(n) * H);
+    q_.resize(size_t(n) * Hq * D);
+    k_.resize(size_t(n) * kv_row);
+    v_.resize(size_t(n) * kv_row);
+    att_.resize(size_t(n) * Hq * D);
+    gate_.resize(size_t(n) * I);
+    up_.resize(size_t(n) * I);
+    update_rope_frequencies(n_past_ + n);
+    for (int32_t t = 0; t < n; t++) model_.embed(tokens[t], x_.data() + size_t(t) * H);
+
+    for (size_t l = 0; l < model_.layers().size(); l++) {
+        const LayerWeights &w = model_.layers()[l];
+        for (int32_t t = 0; t < n; t++) rmsnorm(x_.data() + t * H, w.attn_norm.data(), H, c.norm_eps, xn_.data() + t * H);
+        matmul(w.q, xn_.data(), n, q_.data());
+        matmul(w.k, xn_.data(), n, k_.data());
+        matmul(w.v, xn_.data(), n, v_.data());
+        rope(q_.data(), n, Hq, n_past_);
+        rope(k_.data(), n, Hkv, n_past_);
+        size_t base = (l * size_t(n_ctx_) + size_t(n_past_)) * kv_row;
+        if (params_.kv_type == KvType::F16) {
+            for (size_t i = 0; i < size_t(n) * kv_row; i++) {
+                k16_[base + i] = kernels::fp32_to_fp16(k_[i]);
+                v16_[base + i] = kernels::fp32_to_fp16(v_[i]);
+            }
+        } else {
+            std::copy(k_.begin(), k_.begin() + long(size_t(n) * kv_row), k32_.begin() + long(base));
+            std::copy(v_.begin(), v_.begin() + long(size_t(n) * kv_row), v32_.begin() + long(base));
+        }
+        attention(int(l), n);
+        matmul(w.o, att_.data(), n, xn_.data());
+        for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += xn_[i];
+
+        for (int32_t t = 0; t < n; t++) rmsnorm(x_.data() + t * H, w.ffn_norm.data(), H, c.norm_eps, xn_.data() + t * H);
+        matmul(w.gate, xn_.data(), n, gate_.data());
+        matmul(w.up, xn_.data(), n, up_.data());
+        for (size_t i = 0; i < size_t(n) * I; i++) {
+            float g = gate_[i];
+            gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+        }
+        matmul(w.down, gate_.data(), n, xn_.data());
+        for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += xn_[i];
+    }
+    n_past_ += n;
+    if (!logits) return;
+    int32_t first = all_logits ? 0 : n - 1;
+    int32_t count = n - first;
+    for (int32_t t = first; t < n; t++)
+        rmsnorm(x_.data() + t * H, model_.final_norm().data(), H, c.norm_eps, xn_.data() + (t - first) * H);
+    matmul(model_.lm_head(), xn_.data(), count, logits);
+}
+
+}  // namespace sqllm

@@ -1,0 +1,99 @@
+// The forward pass of Llama / Mistral / Qwen2 over a loaded .sqf: weights stay in the mapping,
+// quantized linears run through the LUT + CSR kernels, activations are fp32.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sqf.h"
+#include "threadpool.h"
+#include "tokenizer.h"
+
+namespace sqllm {
+
+// One weight matrix of the forward pass: a quantized linear, or an fp16/fp32 dense matrix.
+struct Matrix {
+    std::string name;
+    int64_t rows = 0, cols = 0;
+    const LinearInfo *quant = nullptr;
+    std::vector<float> corrections;  // CSR values minus the dense value there (SPEC §4), fp32
+    const TensorInfo *dense = nullptr;
+    std::vector<float> bias;         // empty: none
+};
+
+struct LayerWeights {
+    std::vector<float> attn_norm, ffn_norm;
+    Matrix q, k, v, o, gate, up, down;
+};
+
+class Model {
+public:
+    static std::unique_ptr<Model> load(const std::string &path, bool verify_checksums);
+
+    const SqfFile &file() const { return *file_; }
+    const ModelConfig &config() const { return file_->config(); }
+    const Tokenizer &tokenizer() const { return tokenizer_; }
+    const std::vector<LayerWeights> &layers() const { return layers_; }
+    const Matrix &lm_head() const { return lm_head_; }
+    const std::vector<float> &final_norm() const { return final_norm_; }
+    const std::string &chat_template() const { return chat_template_; }
+    // Row `token` of the embedding as fp32.
+    void embed(int32_t token, float *out) const;
+
+private:
+    Model() = default;
+    std::unique_ptr<SqfFile> file_;
+    Tokenizer tokenizer_;
+    std::vector<LayerWeights> layers_;
+    Matrix lm_head_;
+    const TensorInfo *embed_ = nullptr;
+    std::vector<float> final_norm_;
+    std::string chat_template_;
+};
+
+enum class KvType { F16, F32 };
+
+struct ContextParams {
+    int32_t n_ctx = 0;      // 0: the model's context length
+    int32_t n_threads = 0;  // 0: all cores
+    int32_t n_batch = 64;   // prompt tokens per forward batch
+    KvType kv_type = KvType::F16;
+};
+
+// The state of one sequence: KV cache, scratch buffers, thread pool. One thread at a time per
+// context; several contexts may share one Model from different threads.
+class Context {
+public:
+    Context(const Model &model, const ContextParams &params);
+    int32_t n_ctx() const { return n_ctx_; }
+    int32_t n_past() const { return n_past_; }
+    int32_t n_threads() const { return pool_.size(); }
+    void reset() { n_past_ = 0; }
+    // Runs tokens at positions n_past() .. n_past()+n-1 and appends them to the cache. Writes
+    // logits [n][vocab] when all_logits, else only the last token's [vocab]. Throws Error.
+    void eval(const int32_t *tokens, int32_t n, float *logits, bool all_logits);
+
+private:
+    void forward_batch(const int32_t *tokens, int32_t n, float *logits, bool all_logits);
+    void matmul(const Matrix &m, const float *x, int32_t n, float *y);
+    void attention(int layer, int32_t n);
+    void rope(float *x, int32_t n, int heads, int32_t pos0);
+    void update_rope_frequencies(int32_t seq_len);
+
+    const Model &model_;
+    ContextParams params_;
+    int32_t n_ctx_;
+    int32_t n_past_ = 0;
+    ThreadPool pool_;
+    std::vector<float> inv_freq_;
+    int32_t rope_seq_len_ = 0;
+    // KV cache: [layer][position][kv_heads * head_dim], in fp16 (uint16) or fp32.
+    std::vector<uint16_t> k16_, v16_;
+    std::vector<float> k32_, v32_;
+    // Scratch for one batch.
+    std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_;
+};
+
+}  // namespace sqllm

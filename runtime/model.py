@@ -1,0 +1,163 @@
+"""The Python API of the runtime: `Model(path).generate(prompt)`, `.logits(ids)`, `.perplexity(text)`."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from sqllm import _sqllm
+from sqllm.formats.errors import RuntimeFailure
+
+
+@dataclass
+class GenerationStats:
+    load_seconds: float = 0.0
+    prompt_tokens: int = 0
+    prompt_seconds: float = 0.0
+    generated_tokens: int = 0
+    decode_seconds: float = 0.0
+
+    @property
+    def prompt_tokens_per_second(self) -> float:
+        return self.prompt_tokens / self.prompt_seconds if self.prompt_seconds else 0.0
+
+    @property
+    def decode_tokens_per_second(self) -> float:
+        return self.generated_tokens / self.decode_seconds if self.decode_seconds else 0.0
+
+
+class Model:
+    """A quantized model in an .sqf file, memory-mapped and run by the C++ runtime."""
+
+    def __init__(self, path: str | os.PathLike, *, threads: int = 0, n_ctx: int = 0, n_batch: int = 64,
+                 kv_cache: str = "f16", verify_checksums: bool = False):
+        if kv_cache not in ("f16", "f32"):
+            raise ValueError(f"kv_cache must be 'f16' or 'f32', got {kv_cache!r}")
+        if threads < 0:
+            raise ValueError("threads must be >= 0 (0 = all cores)")
+        t0 = time.perf_counter()
+        self.path = os.fspath(path)
+        self._model = _sqllm.LoadedModel(self.path, verify_checksums)
+        self._ctx_args = dict(n_ctx=n_ctx, n_threads=threads, n_batch=n_batch, kv_f32=kv_cache == "f32")
+        self._ctx = _sqllm.Context(self._model, **self._ctx_args)
+        self.load_seconds = time.perf_counter() - t0
+        self.last_stats = GenerationStats(load_seconds=self.load_seconds)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._model.vocab_size
+
+    @property
+    def context_length(self) -> int:
+        return self._ctx.n_ctx
+
+    @property
+    def threads(self) -> int:
+        return self._ctx.n_threads
+
+    @property
+    def bos(self) -> int:
+        return self._model.bos
+
+    @property
+    def eos(self) -> int:
+        return self._model.eos
+
+    @property
+    def chat_template(self) -> str:
+        return self._model.chat_template
+
+    def tokenize(self, text: str, *, add_bos: bool | None = None, parse_special: bool = True) -> list[int]:
+        """Token ids; BOS is added when the model's tokenizer says so, unless add_bos is given."""
+        return self._model.tokenize(text, self._model.add_bos if add_bos is None else add_bos, parse_special)
+
+    def detokenize(self, ids, *, skip_special: bool = False) -> str:
+        return self._model.detokenize(np.asarray(ids, dtype=np.int32), skip_special).decode("utf-8", "replace")
+
+    def logits(self, ids) -> np.ndarray:
+        """float32 [n, vocab]: the logits after each of ids, evaluated from an empty context."""
+        ids = np.asarray(ids, dtype=np.int32)
+        self._ctx.reset()
+        return self._ctx.eval(ids, True, self.vocab_size)
+
+    def generate(self, prompt: str, *, max_tokens: int = 128, temperature: float = 0.8, top_k: int = 40,
+                 top_p: float = 0.95, min_p: float = 0.05, repetition_penalty: float = 1.0,
+                 repetition_window: int = 64, seed: int = 0) -> Iterator[str]:
+        """Stream the continuation of prompt as text pieces (whole UTF-8 characters)."""
+        if max_tokens < 0:
+            raise ValueError("max_tokens must be >= 0")
+        # Validate the sampling parameters before any work (the sampler raises ValueError).
+        _sqllm.sample(np.zeros(1, np.float32), np.zeros(0, np.int32), temperature, top_k, top_p, min_p,
+                      repetition_penalty, repetition_window, seed)
+        ids = self.tokenize(prompt)
+        if not ids:
+            raise RuntimeFailure("the prompt is empty and the model has no BOS token")
+        if len(ids) >= self.context_length:
+            raise RuntimeFailure(f"the prompt has {len(ids)} tokens; the context holds {self.context_length}")
+        stats = GenerationStats(load_seconds=self.load_seconds, prompt_tokens=len(ids))
+        self.last_stats = stats
+        self._ctx.reset()
+        t0 = time.perf_counter()
+        logits = self._ctx.eval(np.asarray(ids, np.int32), False, self.vocab_size)
+        stats.prompt_seconds = time.perf_counter() - t0
+        history = list(ids)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        t1 = time.perf_counter()
+        for _ in range(max_tokens):
+            token = _sqllm.sample(logits, np.asarray(history, np.int32), temperature, top_k, top_p, min_p,
+                                  repetition_penalty, repetition_window, seed)
+            if self._model.is_end_of_generation(token):
+                break
+            stats.generated_tokens += 1
+            history.append(token)
+            piece = decoder.decode(self._model.token_to_piece(token))
+            stats.decode_seconds = time.perf_counter() - t1
+            if piece:
+                yield piece
+            if self._ctx.n_past >= self.context_length:
+                break
+            t1 = time.perf_counter() - stats.decode_seconds
+            logits = self._ctx.eval(np.asarray([token], np.int32), False, self.vocab_size)
+        tail = decoder.decode(b"", final=True)
+        stats.decode_seconds = time.perf_counter() - t1
+        if tail:
+            yield tail
+
+    def perplexity(self, text: str, *, ctx: int = 512, max_windows: int | None = None) -> float:
+        """exp(mean NLL) over non-overlapping windows: each window is BOS followed by the next
+        ctx-1 tokens of the text (without BOS: ctx tokens, the first not scored); every token
+        after the first of a window is scored; the last window may be shorter."""
+        nll, count = self.perplexity_terms(text, ctx=ctx, max_windows=max_windows)
+        return float(np.exp(nll / count))
+
+    def perplexity_terms(self, text: str, *, ctx: int = 512, max_windows: int | None = None) -> tuple[float, int]:
+        if ctx < 2 or ctx > self.context_length:
+            raise ValueError(f"ctx must be in [2, {self.context_length}], got {ctx}")
+        body = self.tokenize(text, add_bos=False)
+        total, count = 0.0, 0
+        bos = self.bos if self._model.add_bos else -1
+        for i, window in enumerate(perplexity_windows(body, ctx, bos)):
+            if max_windows is not None and i >= max_windows:
+                break
+            self._ctx.reset()
+            terms = self._ctx.nll(np.asarray(window, np.int32), self.vocab_size)
+            total += float(terms.sum())
+            count += len(terms)
+        if count == 0:
+            raise RuntimeFailure("the text is too short to score a single token")
+        return total, count
+
+
+def perplexity_windows(body: list[int], ctx: int, bos: int) -> Iterator[list[int]]:
+    """The windows of the perplexity definition shared by `sqrun --perplexity` and `sqconvert eval`."""
+    step = ctx - 1 if bos >= 0 else ctx
+    for start in range(0, len(body), step):
+        chunk = body[start:start + step]
+        window = [bos, *chunk] if bos >= 0 else chunk
+        if len(window) >= 2:
+            yield window

@@ -1,0 +1,40 @@
+"""Shared fixtures: the bundled model, a real Fisher file for it, and the dev model when present."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STORIES = ROOT / "models" / "stories260K"
+SHARED = ROOT.parent / "shared"
+TRAIN_TEXT = SHARED / "data" / "tinystories_train.txt"
+VALID_TEXT = SHARED / "data" / "tinystories_valid.txt"
+WIKI_TEXT = SHARED / "data" / "wikitext2_valid.txt"
+DEV_MODEL_DEFAULT = Path.home() / ".cache" / "sqllm-models" / "qwen2.5-coder-0.5b-instruct" / "hf-float16"
+
+
+def sqconvert(*args, check=True, **kw):
+    return subprocess.run([sys.executable, "-m", "sqllm.converter", *map(str, args)], capture_output=True, text=True,
+                          check=check, **kw)
+
+
+@pytest.fixture(scope="session")
+def stories_fisher(tmp_path_factory) -> Path:
+    """A real gradient Fisher of the bundled model on training text (16 sequences of 256 tokens)."""
+    out = tmp_path_factory.mktemp("fisher") / "fisher.safetensors"
+    sqconvert("fisher", STORIES, "--data", TRAIN_TEXT, "-o", out, "--samples", 16, "--seq-len", 256, "--quiet")
+    return out
+
+
+@pytest.fixture(scope="session")
+def dev_model() -> Path:
+    """The Qwen2 dev model folder; skipped when absent unless SQLLM_REQUIRE_DEV_MODEL=1."""
+    path = Path(os.environ.get("SQLLM_DEV_MODEL", DEV_MODEL_DEFAULT))
+    if not (path / "config.json").is_file():
+        if os.environ.get("SQLLM_REQUIRE_DEV_MODEL") == "1":
+            pytest.fail(f"dev model not found at {path} (run ../shared/tools/get_dev_model.sh)")
+        pytest.skip(f"dev model not found at {path}")
+    return path

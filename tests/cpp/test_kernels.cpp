@@ -1,0 +1,618 @@
+// Kernel tests: every kernel of every table (scalar and, where the CPU has it, AVX2) is run
+// directly and through the threaded ops layer on random and edge-case shapes, and compared
+// with a double-precision reference that dequantizes the weights by its own, bit-by-bit
+// decoder.
+//
+// Tolerances, per output element, relative to scale = sum_j |W[i][j] * x[j]| (the size of
+// the terms, so that cancellation in the sum cannot make a correct result look wrong):
+//   scalar references vs the double reference: 1e-6 (they accumulate in double; what is
+//     left is the final rounding to float)
+//   fast kernels vs the scalar reference (and vs the double reference): 1e-5 (fp32
+//     accumulation in a different order)
+//
+// Prints one line per check and ends with "N passed, M failed"; exits non-zero on failure.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/dispatch.h"
+#include "kernels/fp16.h"
+#include "kernels/ops.h"
+#include "src/threadpool.h"
+
+using namespace sqllm;
+using kernels::CsrMatrixView;
+using kernels::KernelTable;
+using kernels::LutMatrixView;
+
+namespace {
+
+constexpr double kReferenceTolerance = 1e-6;
+constexpr double kFastTolerance = 1e-5;
+constexpr float kUntouched = 12345.0f;  // y outside the row range a kernel was given
+
+int g_passed = 0, g_failed = 0;
+
+void check(bool ok, const std::string &what) {
+    std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+    (ok ? g_passed : g_failed)++;
+}
+
+std::string fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char *format, ...) {
+    char buf[512];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(buf, sizeof buf, format, args);
+    va_end(args);
+    return buf;
+}
+
+std::vector<const KernelTable *> all_tables() {
+    std::vector<const KernelTable *> tables = {&kernels::scalar_kernels()};
+    if (kernels::avx2_kernels()) tables.push_back(kernels::avx2_kernels());
+    return tables;
+}
+
+// ---------------------------------------------------------------- random data
+
+struct Rng {
+    std::mt19937_64 engine;
+    explicit Rng(uint64_t seed) : engine(seed) {}
+    double normal() { return std::normal_distribution<double>(0.0, 1.0)(engine); }
+    double uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(engine); }
+    uint64_t below(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(engine); }
+    uint8_t byte() { return uint8_t(engine()); }
+};
+
+// LUT entries like k-means centroids, plus some subnormal and large values.
+uint16_t random_lut_entry(Rng &rng) {
+    const double u = rng.uniform();
+    double v = rng.normal() * 0.02;
+    if (u < 0.03) v = rng.normal() * 3e-6;  // fp16 subnormal range
+    else if (u < 0.05) v = rng.normal() * 300.0;
+    return kernels::fp32_to_fp16(float(v));
+}
+
+std::vector<float> random_activations(Rng &rng, int64_t count) {
+    std::vector<float> x(static_cast<size_t>(count));
+    for (float &v : x) v = rng.uniform() < 0.05 ? 0.0f : float(rng.normal());
+    return x;
+}
+
+enum class Sparse { None, Random, Empty };
+const char *sparse_name(Sparse s) { return s == Sparse::None ? "none" : s == Sparse::Random ? "random" : "nnz=0"; }
+
+struct Csr {
+    std::vector<int32_t> rowptr, colidx;
+    std::vector<float> values;
+};
+
+// Rows of varied length: empty rows, short rows (the masked tail path), long rows.
+Csr random_csr(Rng &rng, int64_t rows, int64_t cols, Sparse mode) {
+    Csr c;
+    c.rowptr.push_back(0);
+    for (int64_t i = 0; i < rows; i++) {
+        if (mode == Sparse::Random) {
+            const double u = rng.uniform();
+            const double density = u < 0.3 ? 0.0 : u < 0.9 ? 0.05 : 0.4;
+            for (int64_t j = 0; j < cols; j++) {
+                if (rng.uniform() < density) {
+                    c.colidx.push_back(int32_t(j));
+                    c.values.push_back(float(rng.normal() * 0.1));
+                }
+            }
+        }
+        c.rowptr.push_back(int32_t(c.colidx.size()));
+    }
+    return c;
+}
+
+struct LutCase {
+    int64_t rows, cols, group_size;
+    int bits;
+    Sparse sparse;
+    std::vector<uint8_t> codes;
+    std::vector<uint16_t> lut;
+    Csr csr;
+
+    LutMatrixView view() const {
+        LutMatrixView w;
+        w.codes = codes.data();
+        w.lut = lut.data();
+        w.rows = rows;
+        w.cols = cols;
+        w.group_size = group_size;
+        w.bits = bits;
+        if (sparse != Sparse::None) {
+            w.rowptr = csr.rowptr.data();
+            w.colidx = csr.colidx.data();
+            w.corr = csr.values.data();
+        }
+        return w;
+    }
+    std::string name() const {
+        return fmt("bits=%d rows=%lld cols=%lld group=%s sparse=%s", bits, (long long)rows, (long long)cols,
+                   group_size == cols ? "row" : std::to_string(group_size).c_str(), sparse_name(sparse));
+    }
+};
+
+LutCase make_lut_case(Rng &rng, int64_t rows, int64_t cols, int64_t group_size, int bits, Sparse sparse) {
+    LutCase c{rows, cols, group_size, bits, sparse, {}, {}, {}};
+    const LutMatrixView shape = c.view();
+    // Random bytes everywhere, padding codes included: the kernels must ignore padding.
+    c.codes.resize(size_t(rows * shape.row_bytes()));
+    for (uint8_t &b : c.codes) b = rng.byte();
+    c.lut.resize(size_t(rows * shape.lut_row_entries()));
+    for (uint16_t &h : c.lut) h = random_lut_entry(rng);
+    c.csr = random_csr(rng, rows, cols, sparse);
+    return c;
+}
+
+// ---------------------------------------------------------------- double references
+
+// W as doubles, decoded bit by bit (independently of the kernels' byte-window decode).
+std::vector<double> dequantize(const LutCase &c) {
+    const LutMatrixView w = c.view();
+    std::vector<double> dense(size_t(c.rows * c.cols));
+    for (int64_t i = 0; i < c.rows; i++) {
+        const uint8_t *row = c.codes.data() + i * w.row_bytes();
+        for (int64_t j = 0; j < c.cols; j++) {
+            uint32_t code = 0;
+            for (int b = 0; b < c.bits; b++) {
+                const int64_t t = j * c.bits + b;
+                code |= uint32_t((row[t / 8] >> (t % 8)) & 1) << b;
+            }
+            const uint16_t h = c.lut[size_t(i * w.lut_row_entries() + (j / c.group_size) * (1 << c.bits) + code)];
+            dense[size_t(i * c.cols + j)] = double(kernels::fp16_to_fp32(h));
+        }
+    }
+    return dense;
+}
+
+struct Expected {
+    std::vector<double> value, scale;  // [n][rows]
+};
+
+// y = dense x (+ sparse x) for n activations, with the scale sum |w x| of every element.
+Expected reference_product(const std::vector<double> &dense, const Csr *csr, int64_t rows, int64_t cols,
+                           const float *x, int64_t n) {
+    Expected e;
+    e.value.assign(size_t(n * rows), 0.0);
+    e.scale.assign(size_t(n * rows), 0.0);
+    for (int64_t t = 0; t < n; t++) {
+        const float *xt = x + t * cols;
+        for (int64_t i = 0; i < rows; i++) {
+            double sum = 0.0, scale = 0.0;
+            if (!dense.empty()) {
+                for (int64_t j = 0; j < cols; j++) {
+                    const double term = dense[size_t(i * cols + j)] * double(xt[j]);
+                    sum += term;
+                    scale += std::fabs(term);
+                }
+            }
+            if (csr) {
+                for (int32_t k = csr->rowptr[size_t(i)]; k < csr->rowptr[size_t(i + 1)]; k++) {
+                    const double term = double(csr->values[size_t(k)]) * double(xt[csr->colidx[size_t(k)]]);
+                    sum += term;
+                    scale += std::fabs(term);
+                }
+            }
+            e.value[size_t(t * rows + i)] = sum;
+            e.scale[size_t(t * rows + i)] = scale;
+        }
+    }
+    return e;
+}
+
+// The largest |got - want| / scale; rows outside [row_begin, row_end) must still hold
+// kUntouched (reported as an infinite error otherwise).
+double max_error(const std::vector<float> &got, const Expected &want, int64_t rows, int64_t n, int64_t row_begin,
+                 int64_t row_end) {
+    double worst = 0.0;
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t i = 0; i < rows; i++) {
+            const size_t at = size_t(t * rows + i);
+            if (i < row_begin || i >= row_end) {
+                if (got[at] != kUntouched) return INFINITY;
+                continue;
+            }
+            const double err = std::fabs(double(got[at]) - want.value[at]) / (want.scale[at] + 1e-30);
+            if (!(err <= worst)) worst = std::isnan(err) ? INFINITY : err;
+        }
+    }
+    return worst;
+}
+
+double tolerance_for(const KernelTable &k) { return &k == &kernels::scalar_kernels() ? kReferenceTolerance : kFastTolerance; }
+
+// ---------------------------------------------------------------- fp16
+
+void test_fp16() {
+    // Every half: the exact value, and the round trip through fp32.
+    bool values_ok = true, round_trip_ok = true;
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float f = kernels::fp16_to_fp32(uint16_t(h));
+        const int exponent = int(h >> 10) & 31, mantissa = int(h & 1023);
+        const double sign = (h & 0x8000) ? -1.0 : 1.0;
+        if (exponent == 31) {
+            values_ok &= mantissa == 0 ? std::isinf(f) && std::signbit(f) == bool(h & 0x8000) : std::isnan(f);
+            if (mantissa != 0) round_trip_ok &= std::isnan(kernels::fp16_to_fp32(kernels::fp32_to_fp16(f)));
+            else round_trip_ok &= kernels::fp32_to_fp16(f) == h;
+            continue;
+        }
+        const double expect = exponent == 0 ? sign * mantissa * std::ldexp(1.0, -24)
+                                            : sign * (1024 + mantissa) * std::ldexp(1.0, exponent - 25);
+        values_ok &= double(f) == expect && std::signbit(f) == bool(h & 0x8000);
+        round_trip_ok &= kernels::fp32_to_fp16(f) == h;
+    }
+    check(values_ok, "fp16_to_fp32: all 65536 halves give their exact value (normals, subnormals, zeros, inf, nan)");
+    check(round_trip_ok, "fp32_to_fp16(fp16_to_fp32(h)) == h for every non-nan half; nan stays nan");
+
+    // fp32 -> fp16 against round-to-nearest-even done in double, on every 1021st float bit
+    // pattern plus the boundaries (overflow to inf, ties, the subnormal range).
+    std::vector<std::pair<double, uint16_t>> finite;  // every finite non-negative half, ascending
+    for (uint32_t h = 0; h < 0x7c00; h++) finite.push_back({double(kernels::fp16_to_fp32(uint16_t(h))), uint16_t(h)});
+    auto nearest_even = [&](float f) -> uint16_t {
+        const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
+        const double a = std::fabs(double(f));
+        if (std::isnan(f)) return 0x7e00;
+        if (a >= 65520.0) return uint16_t(sign | 0x7c00);
+        size_t lo = 0, hi = finite.size() - 1;  // finite[lo] <= a < finite[hi] after the search
+        while (hi - lo > 1) {
+            const size_t mid = (lo + hi) / 2;
+            (finite[mid].first <= a ? lo : hi) = mid;
+        }
+        if (a >= finite[hi].first) lo = hi;
+        if (lo == finite.size() - 1 || a == finite[lo].first) return uint16_t(sign | finite[lo].second);
+        const double below = a - finite[lo].first, above = finite[lo + 1].first - a;
+        const bool up = above < below || (above == below && (finite[lo + 1].second & 1) == 0);
+        return uint16_t(sign | finite[up ? lo + 1 : lo].second);
+    };
+    std::vector<float> inputs = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e9f, INFINITY, -INFINITY,
+                                 std::ldexp(1.0f, -24), std::ldexp(1.0f, -25), std::ldexp(1.5f, -25),
+                                 std::ldexp(1.0f, -25) * 1.0000001f, std::ldexp(3.0f, -26), std::ldexp(1.0f, -14),
+                                 std::ldexp(1023.5f, -24), std::ldexp(2047.5f, -24), 1.0f + std::ldexp(1.0f, -11),
+                                 1.0f + std::ldexp(3.0f, -11), std::ldexp(1.0f, -130)};
+    for (uint64_t bits = 0; bits < (uint64_t(1) << 32); bits += 1021) {
+        const uint32_t b = uint32_t(bits);
+        float f;
+        std::memcpy(&f, &b, 4);
+        if (!std::isnan(f)) inputs.push_back(f);
+    }
+    size_t mismatches = 0;
+    for (float f : inputs) mismatches += kernels::fp32_to_fp16(f) != nearest_even(f);
+    check(mismatches == 0, fmt("fp32_to_fp16 rounds to nearest even like a double-precision search (%zu inputs)", inputs.size()));
+
+    // The bulk converters of each table agree with fp16.h bit for bit (F16C on AVX2).
+    std::vector<uint16_t> halves(65536);
+    for (uint32_t h = 0; h < 65536; h++) halves[h] = uint16_t(h);
+    for (const KernelTable *k : all_tables()) {
+        std::vector<float> widened(halves.size());
+        k->fp16_to_fp32(halves.data(), widened.data(), int64_t(halves.size()));
+        bool widen_ok = true;
+        for (uint32_t h = 0; h < 65536; h++) {
+            const float want = kernels::fp16_to_fp32(uint16_t(h));
+            widen_ok &= std::isnan(want) ? bool(std::isnan(widened[h])) : std::memcmp(&want, &widened[h], 4) == 0;
+        }
+        std::vector<uint16_t> narrowed(inputs.size());
+        k->fp32_to_fp16(inputs.data(), narrowed.data(), int64_t(inputs.size()));
+        size_t bad = 0;
+        for (size_t i = 0; i < inputs.size(); i++) bad += narrowed[i] != kernels::fp32_to_fp16(inputs[i]);
+        check(widen_ok && bad == 0, fmt("[%s] fp16_to_fp32 / fp32_to_fp16 arrays match fp16.h bit for bit", k->name));
+    }
+}
+
+// ---------------------------------------------------------------- LUT matvec
+
+void test_lut_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *> &pools) {
+    const LutMatrixView w = c.view();
+    const std::vector<double> dense = dequantize(c);
+    const int64_t batch_sizes[] = {1, 2, 3, 5, 8, 9};
+    const std::vector<float> x = random_activations(rng, 9 * c.cols);
+    const Csr *sparse = c.sparse == Sparse::None ? nullptr : &c.csr;
+    const Expected dense_only = reference_product(dense, nullptr, c.rows, c.cols, x.data(), 9);
+    const Expected with_sparse = reference_product(dense, sparse, c.rows, c.cols, x.data(), 9);
+    std::vector<float> y(size_t(9 * c.rows));
+
+    for (const KernelTable *k : all_tables()) {
+        const double tol = tolerance_for(*k);
+        double worst = 0.0;
+        // The kernel alone on the whole matrix and on an inner row range, one activation
+        // and batches.
+        const int64_t inner_begin = c.rows > 2 ? 1 : 0, inner_end = c.rows > 2 ? c.rows - 1 : c.rows;
+        for (int64_t n : batch_sizes) {
+            for (int range = 0; range < 2; range++) {
+                const int64_t begin = range ? inner_begin : 0, end = range ? inner_end : c.rows;
+                std::fill(y.begin(), y.end(), kUntouched);
+                if (n == 1) k->lut_matvec(w, x.data(), y.data(), begin, end);
+                else k->lut_matmat(w, x.data(), n, y.data(), begin, end);
+                worst = std::max(worst, max_error(y, dense_only, c.rows, n, begin, end));
+            }
+        }
+        // Through ops (dense + sparse), on every pool.
+        for (ThreadPool *pool : pools) {
+            for (int64_t n : batch_sizes) {
+                std::fill(y.begin(), y.end(), kUntouched);
+                if (n == 1) ops::lut_matvec(*pool, w, x.data(), y.data(), *k);
+                else ops::lut_matmat(*pool, w, x.data(), n, y.data(), *k);
+                worst = std::max(worst, max_error(y, with_sparse, c.rows, n, 0, c.rows));
+            }
+        }
+        check(worst <= tol, fmt("[%s] lut %s: kernel + ops, n in {1,2,3,5,8,9}, threads {1,2,3}: max error %.2g (tol %.0e)",
+                                k->name, c.name().c_str(), worst, tol));
+    }
+
+    // The fast kernels against the scalar reference directly (same inputs, same rows).
+    if (const KernelTable *fast = kernels::avx2_kernels()) {
+        std::vector<float> ref(size_t(9 * c.rows)), got(size_t(9 * c.rows));
+        double worst = 0.0;
+        for (int64_t n : batch_sizes) {
+            kernels::scalar_kernels().lut_matmat(w, x.data(), n, ref.data(), 0, c.rows);
+            fast->lut_matmat(w, x.data(), n, got.data(), 0, c.rows);
+            for (int64_t i = 0; i < n * c.rows; i++)
+                worst = std::max(worst, std::fabs(double(got[size_t(i)]) - ref[size_t(i)]) / (dense_only.scale[size_t(i)] + 1e-30));
+        }
+        check(worst <= kFastTolerance,
+              fmt("[avx2 vs scalar] lut %s: max error %.2g (tol %.0e)", c.name().c_str(), worst, kFastTolerance));
+    }
+}
+
+void test_lut(const std::vector<ThreadPool *> &pools) {
+    Rng rng(1);
+    const int64_t col_counts[] = {1, 7, 31, 32, 33, 100, 172, 257, 4096 + 5};
+    const int bit_widths[] = {2, 3, 4, 8};
+    const Sparse sparse_modes[] = {Sparse::None, Sparse::Random, Sparse::Empty};
+    int variant = 0;
+    for (int bits : bit_widths) {
+        for (int64_t cols : col_counts) {
+            for (int64_t group_size : {cols, int64_t(32), int64_t(64), int64_t(128)}) {
+                if (group_size != cols && group_size > 2 * cols + 32) continue;  // same as one group
+                const int64_t rows = cols > 1000 ? (variant % 2 ? 9 : 8) : (variant % 2 ? 13 : 6);
+                const Sparse sparse = sparse_modes[variant % 3];
+                variant++;
+                test_lut_case(rng, make_lut_case(rng, rows, cols, group_size, bits, sparse), pools);
+            }
+        }
+        // Big enough for ops to cut it into several tasks per thread.
+        test_lut_case(rng, make_lut_case(rng, 130, 4096 + 5, 4096 + 5, bits, Sparse::Random), pools);
+        test_lut_case(rng, make_lut_case(rng, 64, 2048, 128, bits, Sparse::Random), pools);
+    }
+}
+
+// ---------------------------------------------------------------- CSR SpMV
+
+void test_csr(const std::vector<ThreadPool *> &pools) {
+    Rng rng(2);
+    struct Shape {
+        int64_t rows, cols;
+        Sparse mode;
+    };
+    const Shape shapes[] = {{1, 1, Sparse::Random}, {7, 33, Sparse::Random}, {64, 100, Sparse::Random},
+                            {301, 4101, Sparse::Random}, {50, 257, Sparse::Empty}, {0, 10, Sparse::Empty}};
+    const int64_t batch_sizes[] = {1, 2, 3, 5, 8, 9};
+    for (const Shape &s : shapes) {
+        const Csr csr = random_csr(rng, s.rows, s.cols, s.mode);
+        CsrMatrixView a;
+        a.rowptr = csr.rowptr.data();
+        a.colidx = csr.colidx.data();
+        a.values = csr.values.data();
+        a.rows = s.rows;
+        a.cols = s.cols;
+        const std::vector<float> x = random_activations(rng, 9 * s.cols);
+        // The SpMV adds, so start from a known y and add it to the reference.
+        const std::vector<float> y0 = random_activations(rng, 9 * s.rows);
+        Expected want = reference_product({}, &csr, s.rows, s.cols, x.data(), 9);
+        for (size_t i = 0; i < want.value.size(); i++) {
+            want.value[i] += y0[i];
+            want.scale[i] += std::fabs(y0[i]);
+        }
+        for (const KernelTable *k : all_tables()) {
+            double worst = 0.0;
+            std::vector<float> y;
+            for (int64_t n : batch_sizes) {
+                const int64_t begin = s.rows > 2 ? 1 : 0, end = s.rows > 2 ? s.rows - 1 : s.rows;
+                y = y0;
+                for (int64_t t = 0; t < n; t++)
+                    for (int64_t i = 0; i < s.rows; i++)
+                        if (i < begin || i >= end) y[size_t(t * s.rows + i)] = kUntouched;
+                if (n == 1) k->csr_spmv_add(a, x.data(), y.data(), begin, end);
+                else k->csr_spmm_add(a, x.data(), n, y.data(), begin, end);
+                worst = std::max(worst, max_error(y, want, s.rows, n, begin, end));
+                for (ThreadPool *pool : pools) {
+                    y = y0;
+                    if (n == 1) ops::csr_spmv_add(*pool, a, x.data(), y.data(), *k);
+                    else ops::csr_spmm_add(*pool, a, x.data(), n, y.data(), *k);
+                    worst = std::max(worst, max_error(y, want, s.rows, n, 0, s.rows));
+                }
+            }
+            const double tol = tolerance_for(*k);
+            check(worst <= tol, fmt("[%s] csr rows=%lld cols=%lld nnz=%zu: kernel + ops, n in {1..9}: max error %.2g (tol %.0e)",
+                                    k->name, (long long)s.rows, (long long)s.cols, csr.colidx.size(), worst, tol));
+        }
+    }
+
+    // Row splits: contiguous, covering, and balanced to within one row's nonzeros.
+    bool split_ok = true;
+    for (int trial = 0; trial < 50; trial++) {
+        const int64_t rows = int64_t(rng.below(500));
+        const Csr csr = random_csr(rng, rows, 300, trial % 5 == 0 ? Sparse::Empty : Sparse::Random);
+        int64_t max_row = 0;
+        for (int64_t i = 0; i < rows; i++) max_row = std::max<int64_t>(max_row, csr.rowptr[size_t(i + 1)] - csr.rowptr[size_t(i)]);
+        const int64_t nnz = csr.rowptr.back();
+        for (int parts : {1, 2, 3, 7, 16}) {
+            std::vector<int64_t> bounds(size_t(parts + 1));
+            kernels::split_rows_by_nnz(csr.rowptr.data(), rows, parts, bounds.data());
+            split_ok &= bounds[0] == 0 && bounds[size_t(parts)] == rows;
+            for (int p = 0; p < parts; p++) {
+                split_ok &= bounds[size_t(p)] <= bounds[size_t(p + 1)];
+                const int64_t part_nnz = csr.rowptr[size_t(bounds[size_t(p + 1)])] - csr.rowptr[size_t(bounds[size_t(p)])];
+                split_ok &= double(part_nnz) <= double(nnz) / parts + double(max_row) + 1e-9;
+                if (nnz == 0) split_ok &= bounds[size_t(p + 1)] - bounds[size_t(p)] <= rows / parts + 1;
+            }
+        }
+    }
+    check(split_ok, "split_rows_by_nnz: ranges contiguous, cover all rows, each within one row of nnz/parts (even by rows when nnz = 0)");
+}
+
+// ---------------------------------------------------------------- dense matvec
+
+void test_dense(const std::vector<ThreadPool *> &pools) {
+    Rng rng(3);
+    const int64_t col_counts[] = {1, 7, 31, 32, 33, 100, 172, 257, 4096 + 5};
+    const int64_t batch_sizes[] = {1, 2, 3, 5, 8, 9};
+    int variant = 0;
+    for (int64_t cols : col_counts) {
+        const int64_t rows = variant++ % 2 ? 37 : 20;
+        std::vector<float> w32(size_t(rows * cols));
+        std::vector<uint16_t> w16(size_t(rows * cols));
+        std::vector<double> dense32(w32.size()), dense16(w16.size());
+        for (size_t i = 0; i < w32.size(); i++) {
+            w32[i] = float(rng.normal() * 0.05);
+            w16[i] = kernels::fp32_to_fp16(float(rng.normal() * 0.05));
+            dense32[i] = w32[i];
+            dense16[i] = kernels::fp16_to_fp32(w16[i]);
+        }
+        const std::vector<float> x = random_activations(rng, 9 * cols);
+        const Expected want32 = reference_product(dense32, nullptr, rows, cols, x.data(), 9);
+        const Expected want16 = reference_product(dense16, nullptr, rows, cols, x.data(), 9);
+        for (const KernelTable *k : all_tables()) {
+            double worst32 = 0.0, worst16 = 0.0;
+            std::vector<float> y(size_t(9 * rows));
+            for (int64_t n : batch_sizes) {
+                std::fill(y.begin(), y.end(), kUntouched);
+                if (n == 1) k->dense_matvec_f32(w32.data(), rows, cols, x.data(), y.data(), 1, rows - 1);
+                else k->dense_matmat_f32(w32.data(), rows, cols, x.data(), n, y.data(), 1, rows - 1);
+                worst32 = std::max(worst32, max_error(y, want32, rows, n, 1, rows - 1));
+                std::fill(y.begin(), y.end(), kUntouched);
+                if (n == 1) k->dense_matvec_f16(w16.data(), rows, cols, x.data(), y.data(), 1, rows - 1);
+                else k->dense_matmat_f16(w16.data(), rows, cols, x.data(), n, y.data(), 1, rows - 1);
+                worst16 = std::max(worst16, max_error(y, want16, rows, n, 1, rows - 1));
+                for (ThreadPool *pool : pools) {
+                    if (n == 1) ops::dense_matvec_f32(*pool, w32.data(), rows, cols, x.data(), y.data(), *k);
+                    else ops::dense_matmat_f32(*pool, w32.data(), rows, cols, x.data(), n, y.data(), *k);
+                    worst32 = std::max(worst32, max_error(y, want32, rows, n, 0, rows));
+                    if (n == 1) ops::dense_matvec_f16(*pool, w16.data(), rows, cols, x.data(), y.data(), *k);
+                    else ops::dense_matmat_f16(*pool, w16.data(), rows, cols, x.data(), n, y.data(), *k);
+                    worst16 = std::max(worst16, max_error(y, want16, rows, n, 0, rows));
+                }
+            }
+            const double tol = tolerance_for(*k);
+            check(worst32 <= tol && worst16 <= tol,
+                  fmt("[%s] dense rows=%lld cols=%lld fp32 / fp16, kernel + ops, n in {1..9}: max error %.2g / %.2g (tol %.0e)",
+                      k->name, (long long)rows, (long long)cols, worst32, worst16, tol));
+        }
+    }
+
+    // dot and axpy with fp16 vectors (attention over an fp16 KV cache), every length 0..40.
+    for (const KernelTable *k : all_tables()) {
+        double worst = 0.0;
+        for (int64_t n : {0, 1, 2, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 128, 4101}) {
+            std::vector<uint16_t> a(static_cast<size_t>(n));
+            std::vector<double> ad(static_cast<size_t>(n));
+            for (int64_t j = 0; j < n; j++) {
+                a[size_t(j)] = kernels::fp32_to_fp16(float(rng.normal()));
+                ad[size_t(j)] = kernels::fp16_to_fp32(a[size_t(j)]);
+            }
+            const std::vector<float> b = random_activations(rng, n);
+            double want = 0.0, scale = 1e-30;
+            for (int64_t j = 0; j < n; j++) {
+                want += ad[size_t(j)] * b[size_t(j)];
+                scale += std::fabs(ad[size_t(j)] * b[size_t(j)]);
+            }
+            worst = std::max(worst, std::fabs(k->dot_f16_f32(a.data(), b.data(), n) - want) / scale);
+            const float alpha = float(rng.normal());
+            std::vector<float> y = b;
+            k->axpy_f16_f32(a.data(), alpha, y.data(), n);
+            for (int64_t j = 0; j < n; j++) {
+                const double expect = double(b[size_t(j)]) + double(alpha) * ad[size_t(j)];
+                const double size = std::fabs(b[size_t(j)]) + std::fabs(double(alpha) * ad[size_t(j)]) + 1e-30;
+                worst = std::max(worst, std::fabs(y[size_t(j)] - expect) / size);
+            }
+        }
+        check(worst <= kFastTolerance, fmt("[%s] dot_f16_f32 / axpy_f16_f32 lengths 0..4101: max error %.2g (tol %.0e)",
+                                           k->name, worst, kFastTolerance));
+    }
+}
+
+// ---------------------------------------------------------------- thread pool and dispatch
+
+void test_thread_pool() {
+    for (int threads : {1, 2, 3, 8}) {
+        ThreadPool pool(threads);
+        bool ok = pool.size() == threads;
+        for (int n_tasks : {0, 1, 2, 5, 100, 1000}) {
+            std::vector<std::atomic<int>> hits(static_cast<size_t>(n_tasks));
+            std::atomic<bool> bad_thread{false};
+            pool.parallel_for(n_tasks, [&](int task, int thread) {
+                hits[size_t(task)]++;
+                if (thread < 0 || thread >= threads) bad_thread = true;
+            });
+            for (auto &h : hits) ok &= h.load() == 1;
+            ok &= !bad_thread;
+        }
+        // Many short jobs back to back (the spinning hand-off), then jobs after a pause
+        // long enough for the workers to fall asleep (the condition-variable hand-off).
+        std::atomic<int64_t> total{0};
+        for (int job = 0; job < 2000; job++) pool.parallel_for(threads * 2, [&](int task, int) { total += task; });
+        ok &= total.load() == 2000LL * (threads * 2) * (threads * 2 - 1) / 2;
+        for (int job = 0; job < 3; job++) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            std::atomic<int> count{0};
+            pool.parallel_for(16, [&](int, int) { count++; });
+            ok &= count.load() == 16;
+        }
+        // An exception in a task reaches the caller, and the pool still works afterwards.
+        bool thrown = false;
+        try {
+            pool.parallel_for(50, [&](int task, int) {
+                if (task == 17) throw std::runtime_error("task 17");
+            });
+        } catch (const std::runtime_error &e) {
+            thrown = std::string(e.what()) == "task 17";
+        }
+        std::atomic<int> after{0};
+        pool.parallel_for(10, [&](int, int) { after++; });
+        ok &= thrown && after.load() == 10;
+        check(ok, fmt("ThreadPool(%d): every task once, valid thread ids, 2000 quick jobs, wake after sleep, exceptions", threads));
+    }
+    check(ThreadPool(0).size() == 1 && ThreadPool::default_threads() >= 1, "ThreadPool(0) runs inline; default_threads() >= 1");
+}
+
+void test_dispatch() {
+    const kernels::CpuFeatures &f = kernels::cpu_features();
+    const char *force = std::getenv("SQLLM_FORCE_SCALAR");
+    const bool forced = force && *force && std::strcmp(force, "0") != 0;
+    const KernelTable &active = kernels::active_kernels();
+    const bool expect_avx2 = kernels::avx2_kernels() && !forced;
+    check(&active == (expect_avx2 ? kernels::avx2_kernels() : &kernels::scalar_kernels()) && f.force_scalar == forced,
+          fmt("dispatch: cpu avx2=%d fma=%d f16c=%d, SQLLM_FORCE_SCALAR=%s -> active table '%s'", f.avx2, f.fma, f.f16c,
+              force ? force : "(unset)", active.name));
+}
+
+}  // namespace
+
+int main() {
+    ThreadPool one(1), two(2), three(3);
+    const std::vector<ThreadPool *> pools = {&one, &two, &three};
+    test_dispatch();
+    test_fp16();
+    test_thread_pool();
+    test_lut(pools);
+    test_csr(pools);
+    test_dense(pools);
+    std::printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}

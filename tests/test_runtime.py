@@ -1,0 +1,150 @@
+"""The C++ runtime against the torch forward of `sqconvert dequant` of the same file."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import STORIES, VALID_TEXT, sqconvert
+from sqllm.converter.evaluate import reference_logits, reference_perplexity
+from sqllm.formats.errors import FormatError, RuntimeFailure
+from sqllm.runtime import Model
+
+TEXT = VALID_TEXT.read_text(encoding="utf-8")[:6000]
+
+
+@pytest.fixture(scope="module")
+def stories_q(tmp_path_factory, stories_fisher):
+    d = tmp_path_factory.mktemp("rt")
+    f = d / "q3.sqf"
+    sqconvert(STORIES, "-o", f, "--bits", 3, "--fisher", stories_fisher, "--quiet")
+    hf = d / "hf"
+    sqconvert("dequant", f, "-o", hf)
+    return f, hf
+
+
+def max_rel_err(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_logits_match_torch_of_dequant(stories_q, threads):
+    f, hf = stories_q
+    model = Model(f, threads=threads, kv_cache="f32", n_batch=7)  # odd batches cross the prompt
+    ids = model.tokenize(TEXT[:700])
+    assert len(ids) > 100
+    ours = model.logits(ids)
+    ref = reference_logits(hf, ids)
+    assert ours.shape == ref.shape
+    assert max_rel_err(ours, ref) < 1e-3
+    # The default fp16 cache stays close too.
+    assert max_rel_err(Model(f, threads=threads).logits(ids), ref) < 5e-3
+
+
+def test_perplexity_matches_torch_to_4_digits(stories_q):
+    f, hf = stories_q
+    ours = Model(f, kv_cache="f32").perplexity(TEXT, ctx=128)
+    ref = reference_perplexity(hf, TEXT, ctx=128)
+    assert ours == pytest.approx(ref, rel=5e-5), (ours, ref)
+
+
+def test_unquantized_model_runtime_and_torch_agree(tmp_path):
+    """--keep '*' stores every linear unquantized: the runtime's fp16 path against torch on the same weights."""
+    f = tmp_path / "f16.sqf"
+    sqconvert(STORIES, "-o", f, "--keep", "*", "--quiet")
+    hf = tmp_path / "hf"
+    sqconvert("dequant", f, "-o", hf)
+    ours = Model(f, kv_cache="f32").perplexity(TEXT, ctx=256)
+    assert ours == pytest.approx(reference_perplexity(hf, TEXT, ctx=256), rel=5e-5)
+
+
+def test_generate_greedy_is_deterministic_and_streams(stories_q):
+    f, _ = stories_q
+    model = Model(f)
+    a = list(model.generate("Once upon a time", max_tokens=40, temperature=0))
+    b = "".join(model.generate("Once upon a time", max_tokens=40, temperature=0))
+    assert "".join(a) == b and len(a) > 5
+    assert model.last_stats.generated_tokens <= 40
+    # Greedy equals the argmax of the logits path.
+    ids = model.tokenize("Once upon a time")
+    first = int(np.argmax(model.logits(ids)[-1]))
+    assert b.strip().startswith(model.detokenize([first]).strip())
+
+
+def test_sampling_is_seeded(stories_q):
+    model = Model(stories_q[0])
+    a = "".join(model.generate("Tom", max_tokens=30, temperature=1.0, seed=7))
+    b = "".join(model.generate("Tom", max_tokens=30, temperature=1.0, seed=7))
+    c = "".join(model.generate("Tom", max_tokens=30, temperature=1.0, seed=8, top_k=0, top_p=1.0, min_p=0.0))
+    assert a == b and a != c
+
+
+def test_bad_inputs(stories_q, tmp_path):
+    f, _ = stories_q
+    model = Model(f, n_ctx=32)
+    with pytest.raises(RuntimeFailure, match="context"):
+        list(model.generate("Once upon a time " * 20, max_tokens=5))
+    with pytest.raises(RuntimeFailure, match="context full"):
+        model.logits(list(range(3, 40)))
+    for kw in ({"temperature": -1}, {"top_p": 0}, {"top_p": 1.5}, {"min_p": 1.0}, {"top_k": -1},
+               {"repetition_penalty": 0}):
+        with pytest.raises(ValueError):
+            list(model.generate("Hi", max_tokens=3, **kw))
+    with pytest.raises(RuntimeFailure, match="outside the vocabulary"):
+        model.logits([1, 99999])
+    broken = tmp_path / "broken.sqf"
+    broken.write_bytes(f.read_bytes()[:5000])
+    with pytest.raises(FormatError, match="broken.sqf"):
+        Model(broken)
+
+
+def test_file_replaced_while_mapped(stories_q, tmp_path):
+    f, _ = stories_q
+    path = tmp_path / "m.sqf"
+    shutil.copy(f, path)
+    model = Model(path)
+    before = "".join(model.generate("Lily", max_tokens=20, temperature=0))
+    other = tmp_path / "other.sqf"
+    sqconvert(STORIES, "-o", other, "--method", "rtn", "--bits", 2, "--quiet")
+    os.replace(other, path)  # the mapping keeps the old file's pages
+    assert "".join(model.generate("Lily", max_tokens=20, temperature=0)) == before
+    assert Model(path).logits([1, 2]).shape == (2, 512)
+
+
+def test_sqrun_cli(stories_q):
+    f, hf = stories_q
+    p = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(f), "--prompt", "Once upon a time", "-n", "20",
+                        "--temp", "0"], capture_output=True, text=True, check=True)
+    assert len(p.stdout.strip()) > len("Once upon a time")
+    assert "tokens/s" in p.stderr and "load" in p.stderr
+    text = Path(f).parent / "text.txt"
+    text.write_text(TEXT)
+    p = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(f), "--perplexity", str(text), "--ctx", "128",
+                        "--kv-cache", "f32"], capture_output=True, text=True, check=True)
+    value = float(p.stdout.split("perplexity:")[1])
+    assert value == pytest.approx(Model(f, kv_cache="f32").perplexity(TEXT, ctx=128), rel=1e-4)
+    p = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(f), "--prompt", "x", "--top-p", "2"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "top-p" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_contexts_share_a_model_across_threads(stories_q):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqllm import _sqllm
+
+    loaded = _sqllm.LoadedModel(str(stories_q[0]))
+    ids = np.array([1, 403, 407, 261, 378, 324, 271], np.int32)
+
+    def run(_):
+        ctx = _sqllm.Context(loaded, n_threads=1)
+        return ctx.eval(ids, True, 512)
+
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(run, range(8)))
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
