@@ -26,7 +26,7 @@ from numba import njit, prange
 CLIP_RATIOS = tuple(1.0 - 0.025 * i for i in range(21))
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _scale_zero(lo, hi, amax, qmax, sym):
     if sym:
         s = 2.0 * amax / qmax
@@ -39,7 +39,7 @@ def _scale_zero(lo, hi, amax, qmax, sym):
     return s, np.rint(-lo / s)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _code(w, s, z, qmax):
     q = np.rint(w / s) + z
     if q < 0.0:
@@ -47,6 +47,24 @@ def _code(w, s, z, qmax):
     elif q > qmax:
         q = np.float64(qmax)
     return q
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _group_error(W, F, has_F, r, a, b, s, z, qmax):
+    """Squared (F-weighted) error of columns a..b-1 of row r on the grid (s, z); the sum may be
+    reassociated so that it vectorises: it only ranks the clipping ratios."""
+    err = 0.0
+    if has_F:
+        for j in range(a, b):
+            v = np.float64(W[r, j])
+            e = v - s * (_code(v, s, z, qmax) - z)
+            err += np.float64(F[r, j]) * e * e
+    else:
+        for j in range(a, b):
+            v = np.float64(W[r, j])
+            e = v - s * (_code(v, s, z, qmax) - z)
+            err += e * e
+    return err
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
@@ -70,11 +88,7 @@ def _rtn_rows(W, F, has_F, qmax, gs, sym, ratios, lut, codes):
                 for ri in range(ratios.shape[0]):
                     t = ratios[ri]
                     s, z = _scale_zero(t * lo, t * hi, t * amax, qmax, sym)
-                    err = 0.0
-                    for j in range(a, b):
-                        v = np.float64(W[r, j])
-                        e = v - s * (_code(v, s, z, qmax) - z)
-                        err += (np.float64(F[r, j]) if has_F else 1.0) * e * e
+                    err = _group_error(W, F, has_F, r, a, b, s, z, qmax)
                     if err < best_err:
                         best_err, best_s, best_z = err, s, z
             for q in range(qmax + 1):

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from conftest import STORIES, sqconvert
+from conftest import ROOT, STORIES, VALID_TEXT, sqconvert
 from sqllm.formats import constants as C
 from sqllm.formats.reader import SqfReader
+from sqllm.runtime import Model
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +41,13 @@ def torch_logits(folder: Path, ids):
         return model(torch.tensor([ids])).logits[0].numpy()
 
 
-IDS = [1, 403, 407, 261, 378, 324, 271, 353, 265, 289, 291, 379, 370, 262, 268]
-
-
 def test_every_method_and_width_converts_and_dequantizes(conversions, tmp_path):
-    ref = torch_logits(STORIES, IDS)
-    errors = {}
+    import torch
+
+    ids = Model(ROOT / "tests" / "data" / "stories260K-q4.sqf").tokenize(VALID_TEXT.read_text(encoding="utf-8")[:3000])[:400]
+    ref = torch_logits(STORIES, ids)
+    log_p = torch.log_softmax(torch.tensor(ref), -1)
+    kl, rel, top1 = {}, {}, {}
     for (method, bits), f in conversions.items():
         r = SqfReader(f, verify_checksums=True)
         assert len(r.linears) == 35
@@ -53,14 +55,20 @@ def test_every_method_and_width_converts_and_dequantizes(conversions, tmp_path):
         assert r.metadata[C.KEY_RECIPE_METHOD] == method
         hf = tmp_path / f"{method}{bits}"
         sqconvert("dequant", f, "-o", hf)
-        logits = torch_logits(hf, IDS)
+        logits = torch_logits(hf, ids)
         assert np.isfinite(logits).all()
-        errors[method, bits] = float(np.abs(logits - ref).max() / np.abs(ref).max())
-    # 4 bits is close to the original; fewer bits are further away, but still a model.
+        key = method, bits
+        rel[key] = float(np.mean(np.linalg.norm(logits - ref, axis=1) / np.linalg.norm(ref, axis=1)))
+        top1[key] = float(np.mean(logits.argmax(1) == ref.argmax(1)))
+        log_q = torch.log_softmax(torch.tensor(logits), -1)
+        kl[key] = float((log_p.exp() * (log_p - log_q)).sum(-1).mean())
+    # At 4 bits the logits are close to the original's (a 260K-parameter model is fragile:
+    # measured about 7% relative L2, KL 0.03-0.04, 90% top-1 agreement for the k-means methods);
+    # fewer bits are further away; the non-uniform methods beat round-to-nearest.
     for method in ("squeezellm", "kmeans", "rtn"):
-        assert errors[method, 4] < 0.15, errors
-        assert errors[method, 4] < errors[method, 2], errors
-    assert errors["squeezellm", 4] <= errors["rtn", 4], errors
+        assert rel[method, 4] < 0.15 and top1[method, 4] > 0.8 and kl[method, 4] < 0.2, (rel, top1, kl)
+        assert kl[method, 4] < kl[method, 3] < kl[method, 2], kl
+    assert kl["squeezellm", 4] < kl["rtn", 4] and kl["squeezellm", 3] < kl["rtn", 3], kl
 
 
 def test_dense_and_sparse_is_exact_and_counts_match(conversions):
@@ -125,7 +133,7 @@ def test_exact_kmeans_is_never_worse(tmp_path, stories_fisher):
     for kind in ("fast", "exact"):
         f = tmp_path / f"{kind}.sqf"
         p = sqconvert(STORIES, "-o", f, "--bits", 2, "--kmeans", kind, "--fisher", stories_fisher)
-        objective[kind] = float(p.stderr.split("objective ")[1].split()[0])
+        objective[kind] = float(p.stderr.split("objective ")[1].split(",")[0])
     assert objective["exact"] <= objective["fast"] * (1 + 1e-6)
 
 

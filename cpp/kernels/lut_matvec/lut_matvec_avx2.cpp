@@ -8,8 +8,8 @@
 // on a CPU without AVX.
 //
 // How a 32-code block becomes four vectors of 8 fp32 weights (measured on Zen 3, where
-// vpermps, vcvtph2ps and vextracti128 share one unit at about 1 per cycle and gathers
-// take ~8 cycles):
+// vpermps, vcvtph2ps and vextracti128 share one unit at about 1 per cycle, and a gather of
+// 8 floats takes ~8 cycles):
 //   2, 3 bits  the LUT (8 fp32 entries; 2-bit entries repeated twice) sits in one
 //              register; broadcast 32 bits of codes, shift lane k right by k*bits with
 //              vpsrlvd and look 8 codes up at once with vpermps, which reads only the low 3
@@ -19,7 +19,8 @@
 //              vcvtph2ps widens them. This beats two vpermps + a blend per 8 codes by ~1.7x,
 //              but yields the columns of a block in the order even 0-14, odd 1-15, even
 //              16-30, odd 17-31, so x is reordered once per call to match.
-//   8 bits     vpmovzxbd + a gather from the group's LUT widened to fp32.
+//   8 bits     eight scalar loads from the group's LUT widened to fp32, assembled into a
+//              vector: ~1.8x faster than vpmovzxbd + vgatherdps.
 // Columns past the last whole block (cols % 32) are done one by one, so x is never read
 // past x[cols-1] and padding codes are never used.
 #include <immintrin.h>
@@ -167,8 +168,10 @@ struct Decode8 {
     void decode(const uint8_t *block, __m256 w[4]) const {
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
-            const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(block + 8 * k)));
-            w[k] = _mm256_i32gather_ps(table, index, 4);
+            uint64_t c;
+            std::memcpy(&c, block + 8 * k, 8);
+            w[k] = _mm256_setr_ps(table[c & 255], table[(c >> 8) & 255], table[(c >> 16) & 255], table[(c >> 24) & 255],
+                                  table[(c >> 32) & 255], table[(c >> 40) & 255], table[(c >> 48) & 255], table[c >> 56]);
         }
     }
 };
