@@ -18,9 +18,9 @@ fast   (default) Start 0 is that same DP with the boundaries restricted to max(2
        global optimum; the DP is then rerun exactly inside windows around the boundaries
        until it stops improving ("polish"). Further starts (weighted quantiles, then greedy
        weighted k-means++) run Lloyd to convergence and are polished if they beat the best.
-       On heavy-tailed rows of 4096 (tools/bench_kmeans.py) this reaches the optimum on
-       95-97% of rows and is within ~1e-5 of it on average, while scikit-learn run per row
-       as SqueezeLLM does stays 3-7% above it.
+       On heavy-tailed rows of 4096 and 11008 (tools/bench_kmeans.py) this reaches the
+       optimum on 95-98% of rows and is within ~1e-5 of it on average, while scikit-learn
+       run per row as SqueezeLLM does stays 3-8% above it, at a few hundred times the cost.
 
 Every row is computed from its own data and its own random stream (seed, row, start), so
 the results do not depend on the number of threads. Entries outside the mask are not

@@ -125,6 +125,38 @@ def test_exact_equals_brute_force_on_tiny_rows(bits):
             assert got >= ref * (1 - SLACK)
 
 
+def quadratic_dp(x, w, k):
+    """The textbook O(k n^2) dynamic program over the sorted row, without any monotonicity."""
+    order = np.argsort(x, kind="stable")
+    x, w = x[order].astype(np.float64), w[order].astype(np.float64)
+    P0, P1, P2 = (np.concatenate([[0.0], np.cumsum(v)]) for v in (w, w * x, w * x * x))
+    n = len(x)
+    D = P2[1:] - P1[1:] ** 2 / P0[1:]  # one run over the first i + 1 points
+    for q in range(2, k + 1):
+        new = np.full(n, np.inf)
+        for i in range(q - 1, n):
+            t = np.arange(q - 1, i + 1)  # the last run is points t..i
+            s0, s1 = P0[i + 1] - P0[t], P1[i + 1] - P1[t]
+            new[i] = np.min(D[t - 1] + (P2[i + 1] - P2[t]) - s1 * s1 / s0)
+        D = new
+    return D[-1]
+
+
+@pytest.mark.parametrize("bits", [2, 3])
+def test_exact_equals_quadratic_dp_on_longer_rows(bits):
+    rng = np.random.default_rng(20 + bits)
+    k = 1 << bits
+    for n in (300, 517):
+        x = (rng.standard_t(3, n) * 0.02).astype(np.float32)
+        x[rng.random(n) < 0.2] = x[0]  # duplicated values too
+        w = rng.lognormal(0, 2, n).astype(np.float32)
+        ref = quadratic_dp(x, w, k)
+        exact = weighted_kmeans_rows(x[None], w[None], bits=bits, exact=True).objective[0]
+        fast = weighted_kmeans_rows(x[None], w[None], bits=bits).objective[0]
+        assert exact == pytest.approx(ref, rel=1e-7)
+        assert fast >= exact * (1 - SLACK)
+
+
 def test_deterministic_for_a_seed_and_any_thread_count():
     W, F = heavy_rows(np.random.default_rng(7), rows=24, cols=1024)
     threads = numba.get_num_threads()

@@ -1,16 +1,20 @@
 // Kernel benchmark: measures this machine's streaming-read bandwidth, then times the LUT
-// matvec (dense, dense + 0.45% sparse), the CSR SpMV alone, the scalar reference and the
-// fp16 / fp32 dense matvec on Llama-7B shapes with 1 and 2 threads, and prints each as
-// effective bandwidth (bytes of weights read per second) next to the measured one.
+// matvec (dense, dense + 0.45% sparse), the CSR SpMV alone, the batched LUT matmat, the
+// scalar references and the fp16 / fp32 dense matvec on Llama-7B shapes with 1 and 2
+// threads, and prints each as effective bandwidth (bytes of weights read per second) next
+// to the measured one.
 //
-// Every matrix exists in enough copies (>= 256 MiB together, far beyond the L3 cache) that
-// consecutive calls stream their weights from DRAM as a real forward pass does; each timed
-// call uses the next copy. Each kernel reports its best and its median call: the bandwidth
-// figures use the best, like the bandwidth measurement itself, because on a shared machine
-// other processes only ever make a call slower.
+// Every matrix exists in enough copies (>= 128 MiB together, four times the L3 cache of the
+// machine this was written on) that consecutive calls stream their weights from DRAM as a
+// real forward pass does; each call uses the next copy.
+//
+// All measurements are taken in rounds: each round runs a few calls of every kernel, so each
+// one samples the whole run. On a shared machine other processes only ever make a call
+// slower, so the best call is the figure that the bandwidth columns use (as for the
+// bandwidth itself); the median is printed beside it.
 //
 //   bench_kernels           full run
-//   bench_kernels --quick   smoke run: 4096x4096 only, smaller buffers, fewer calls
+//   bench_kernels --quick   smoke run: 4096x4096 only, smaller buffers, fewer rounds
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,14 +40,14 @@ using kernels::LutMatrixView;
 namespace {
 
 constexpr double kSparseDensity = 0.0045;
+constexpr int64_t kBatch = 8;  // activations in the lut_matmat measurement
 const int kThreadCounts[] = {1, 2};
 
 struct Options {
     bool quick = false;
     int64_t bandwidth_bytes = int64_t(1) << 30;
-    int64_t working_set_bytes = int64_t(256) << 20;  // at least this much per matrix kind
-    int min_calls = 30;
-    int scalar_calls = 3;
+    int64_t working_set_bytes = int64_t(128) << 20;  // at least this much per matrix
+    int rounds = 5;
 };
 
 // splitmix64: fast enough to fill hundreds of MiB.
@@ -74,44 +79,8 @@ double now_seconds() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-struct Timing {
-    double best, median;  // seconds per call
-    Timing operator/(double d) const { return {best / d, median / d}; }
-};
-
-// The best and median of `calls` calls of fn(call_index), after two warm-up calls.
-Timing time_calls(int calls, const std::function<void(int)> &fn) {
-    fn(0);
-    fn(1);
-    std::vector<double> times;
-    for (int c = 0; c < calls; c++) {
-        const double t0 = now_seconds();
-        fn(c);
-        times.push_back(now_seconds() - t0);
-    }
-    std::sort(times.begin(), times.end());
-    return {times.front(), times[times.size() / 2]};
-}
-
-// ------------------------------------------------------------------- memory bandwidth
-
-double measure_bandwidth(const Options &opt, ThreadPool &pool, const KernelTable &k, double *sink) {
-    static std::vector<float> buffer;
-    const int64_t n = opt.bandwidth_bytes / int64_t(sizeof(float));
-    if (int64_t(buffer.size()) != n) buffer.assign(size_t(n), 1.0f);
-    const int parts = pool.size();
-    std::vector<double> partial(static_cast<size_t>(parts));
-    double best = 1e30;
-    for (int rep = 0; rep < (opt.quick ? 3 : 5); rep++) {
-        const double t0 = now_seconds();
-        pool.parallel_for(parts, [&](int task, int) {
-            const int64_t begin = n * task / parts, end = n * (task + 1) / parts;
-            partial[size_t(task)] = k.sum_f32(buffer.data() + begin, end - begin);
-        });
-        best = std::min(best, now_seconds() - t0);
-        for (double p : partial) *sink += p;
-    }
-    return double(opt.bandwidth_bytes) / best / 1e9;
+int copies_for(double bytes_per_copy, const Options &opt) {
+    return int(std::max<double>(2.0, std::ceil(double(opt.working_set_bytes) / bytes_per_copy)));
 }
 
 // ------------------------------------------------------------------- test matrices
@@ -125,7 +94,8 @@ struct LutCopies {
     std::vector<std::vector<int32_t>> rowptr, colidx;
     std::vector<std::vector<float>> corr;
 
-    LutMatrixView view(int copy, bool sparse) const {
+    LutMatrixView view(int call, bool sparse) const {
+        const int copy = call % copies;
         LutMatrixView w;
         w.rows = rows;
         w.cols = cols;
@@ -140,7 +110,8 @@ struct LutCopies {
         }
         return w;
     }
-    CsrMatrixView csr(int copy) const {
+    CsrMatrixView csr(int call) const {
+        const int copy = call % copies;
         CsrMatrixView a;
         a.rowptr = rowptr[size_t(copy)].data();
         a.colidx = colidx[size_t(copy)].data();
@@ -156,20 +127,20 @@ struct LutCopies {
     double sparse_bytes() const { return double(rows + 1) * 4 + double(colidx[0].size()) * 8; }
 };
 
-LutCopies make_lut_copies(const Options &opt, Random &rng, int64_t rows, int64_t cols, int bits) {
-    LutCopies m{rows, cols, bits, 0, {}, {}, {}, {}, {}};
-    const LutMatrixView shape = m.view(0, false);
+std::unique_ptr<LutCopies> make_lut_copies(const Options &opt, Random &rng, int64_t rows, int64_t cols, int bits) {
+    std::unique_ptr<LutCopies> m(new LutCopies{rows, cols, bits, 0, {}, {}, {}, {}, {}});
+    const LutMatrixView shape = m->view(0, false);
     const int64_t codes_bytes = rows * shape.row_bytes();
-    m.copies = int(std::max<int64_t>(2, (opt.working_set_bytes + codes_bytes - 1) / codes_bytes));
-    m.codes.resize(size_t(codes_bytes * m.copies));
-    rng.fill(m.codes.data(), int64_t(m.codes.size()));
-    m.lut.resize(size_t(rows * shape.lut_row_entries() * m.copies));
-    for (uint16_t &h : m.lut) h = kernels::fp32_to_fp16(float(rng.normal() * 0.02));
+    m->copies = copies_for(double(codes_bytes), opt);
+    m->codes.resize(size_t(codes_bytes * m->copies));
+    rng.fill(m->codes.data(), int64_t(m->codes.size()));
+    m->lut.resize(size_t(rows * shape.lut_row_entries() * m->copies));
+    for (uint16_t &h : m->lut) h = kernels::fp32_to_fp16(float(rng.normal() * 0.02));
     const double per_row = kSparseDensity * double(cols);
-    for (int c = 0; c < m.copies; c++) {
+    std::vector<int32_t> row_cols;
+    for (int c = 0; c < m->copies; c++) {
         std::vector<int32_t> rowptr = {0}, colidx;
         std::vector<float> corr;
-        std::vector<int32_t> row_cols;
         for (int64_t i = 0; i < rows; i++) {
             const int64_t count = int64_t(per_row) + (rng.uniform() < per_row - std::floor(per_row) ? 1 : 0);
             row_cols.clear();
@@ -184,35 +155,47 @@ LutCopies make_lut_copies(const Options &opt, Random &rng, int64_t rows, int64_t
             }
             rowptr.push_back(int32_t(colidx.size()));
         }
-        m.rowptr.push_back(std::move(rowptr));
-        m.colidx.push_back(std::move(colidx));
-        m.corr.push_back(std::move(corr));
+        m->rowptr.push_back(std::move(rowptr));
+        m->colidx.push_back(std::move(colidx));
+        m->corr.push_back(std::move(corr));
     }
     return m;
 }
 
-// ------------------------------------------------------------------- report
+// ------------------------------------------------------------------- measurements
 
-struct Row {
+struct Measurement {
     std::string kernel, shape, bits;
-    int threads;
-    Timing time;
-    double bytes, bandwidth;  // bandwidth: the measured one for this thread count
+    size_t pool;               // index into the pools (and the bandwidths)
+    double bytes;              // weight bytes one call reads
+    double calls_per_unit;     // > 1 to report per activation of a batch
+    int calls_per_round;
+    std::function<void(int)> call;  // call(i): the i-th call, on copy i % copies
+    std::vector<double> times;
+    int next_call = 0;
+
+    double best() const { return *std::min_element(times.begin(), times.end()) / calls_per_unit; }
+    double median() const {
+        std::vector<double> t = times;
+        std::sort(t.begin(), t.end());
+        return t[t.size() / 2] / calls_per_unit;
+    }
 };
 
-std::vector<Row> g_rows;
-
-void report(const std::string &kernel, const std::string &shape, const std::string &bits, int threads, Timing time,
-            double bytes, double bandwidth) {
-    g_rows.push_back({kernel, shape, bits, threads, time, bytes, bandwidth});
-    std::fprintf(stderr, "  %-34s %-11s %-4s T=%d %10.1f us %7.2f GB/s\n", kernel.c_str(), shape.c_str(), bits.c_str(),
-                 threads, time.best * 1e6, bytes / time.best / 1e9);
+void run_round(Measurement &m) {
+    m.call(m.next_call++);  // warm-up: code, x and y in cache, threads awake
+    for (int c = 0; c < m.calls_per_round; c++) {
+        const double t0 = now_seconds();
+        m.call(m.next_call++);
+        m.times.push_back(now_seconds() - t0);
+    }
 }
 
-Timing find_time(const std::string &kernel, const std::string &shape, const std::string &bits, int threads) {
-    for (const Row &r : g_rows)
-        if (r.kernel == kernel && r.shape == shape && r.bits == bits && r.threads == threads) return r.time;
-    return {NAN, NAN};
+const Measurement *find(const std::vector<std::unique_ptr<Measurement>> &all, const std::string &kernel,
+                        const std::string &shape, const std::string &bits, size_t pool) {
+    for (const auto &m : all)
+        if (m->kernel == kernel && m->shape == shape && m->bits == bits && m->pool == pool) return m.get();
+    return nullptr;
 }
 
 }  // namespace
@@ -224,145 +207,155 @@ int main(int argc, char **argv) {
             opt.quick = true;
             opt.bandwidth_bytes = int64_t(256) << 20;
             opt.working_set_bytes = int64_t(96) << 20;
-            opt.min_calls = 10;
-            opt.scalar_calls = 1;
+            opt.rounds = 2;
         } else {
             std::fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
             return 2;
         }
     }
     const kernels::CpuFeatures &cpu = kernels::cpu_features();
-    const KernelTable &fast = kernels::active_kernels();
-    const KernelTable &scalar = kernels::scalar_kernels();
-    std::printf("# sqllm kernel benchmark%s\n\n", opt.quick ? " (--quick)" : "");
-    std::printf("CPU: avx2=%d fma=%d f16c=%d; kernels: %s; hardware threads: %d\n", cpu.avx2, cpu.fma, cpu.f16c, fast.name,
-                ThreadPool::default_threads());
-
-    std::vector<ThreadPool *> pools;
-    for (int t : kThreadCounts) pools.push_back(new ThreadPool(t));
-
-    double sink = 0.0;
-    std::vector<double> bandwidth;
-    for (ThreadPool *pool : pools) bandwidth.push_back(measure_bandwidth(opt, *pool, fast, &sink));
-    std::printf("Measured streaming-read bandwidth (sum of a %lld MiB buffer, %s, best of %d): ",
-                (long long)(opt.bandwidth_bytes >> 20), fast.name, opt.quick ? 3 : 5);
-    for (size_t p = 0; p < pools.size(); p++)
-        std::printf("%s%d thread%s %.1f GB/s", p ? ", " : "", pools[p]->size(), pools[p]->size() > 1 ? "s" : "", bandwidth[p]);
-    std::printf("\n");
+    const KernelTable *fast = &kernels::active_kernels();
+    const KernelTable *scalar = &kernels::scalar_kernels();
+    std::vector<std::unique_ptr<ThreadPool>> pools;
+    for (int t : kThreadCounts) pools.emplace_back(new ThreadPool(t));
 
     struct Shape {
         int64_t rows, cols;
     };
     std::vector<Shape> shapes = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
     if (opt.quick) shapes.resize(1);
+    auto shape_name = [](const Shape &s) { return std::to_string(s.rows) + "x" + std::to_string(s.cols); };
+
+    // Data, kept alive for the whole run.
     Random rng(12345);
+    std::vector<std::unique_ptr<LutCopies>> luts;
+    std::vector<std::vector<float>> activations;  // per shape: x [kBatch][cols], y [kBatch][rows]
+    std::vector<std::vector<float>> outputs;
+    std::vector<std::vector<uint16_t>> dense16;
+    std::vector<std::vector<float>> dense32;
+    std::vector<std::unique_ptr<Measurement>> all;
+    auto add = [&](const std::string &kernel, const std::string &shape, const std::string &bits, size_t pool, double bytes,
+                   int calls_per_round, std::function<void(int)> call, double calls_per_unit = 1.0) {
+        all.emplace_back(new Measurement{kernel, shape, bits, pool, bytes, calls_per_unit, calls_per_round, std::move(call), {}, 0});
+    };
 
     for (const Shape &s : shapes) {
-        const std::string shape = std::to_string(s.rows) + "x" + std::to_string(s.cols);
-        std::vector<float> x(size_t(s.cols)), y(size_t(s.rows));
-        for (float &v : x) v = float(rng.normal());
+        const std::string shape = shape_name(s);
+        activations.emplace_back(size_t(kBatch * s.cols));
+        for (float &v : activations.back()) v = float(rng.normal());
+        outputs.emplace_back(size_t(kBatch * s.rows));
+        const float *x = activations.back().data();
+        float *y = outputs.back().data();
 
         for (int bits : {3, 4}) {
             const std::string b = std::to_string(bits);
-            LutCopies m = make_lut_copies(opt, rng, s.rows, s.cols, bits);
-            const int calls = std::max(opt.min_calls, 3 * m.copies);
+            luts.push_back(make_lut_copies(opt, rng, s.rows, s.cols, bits));
+            const LutCopies *m = luts.back().get();
+            const int calls = std::max(4, m->copies / 2);
             for (size_t p = 0; p < pools.size(); p++) {
-                ThreadPool &pool = *pools[p];
-                const double bw = bandwidth[p];
-                report("lut_matvec", shape, b, pool.size(),
-                       time_calls(calls, [&](int c) { ops::lut_matvec(pool, m.view(c % m.copies, false), x.data(), y.data(), fast); }),
-                       m.dense_bytes(), bw);
-                report("lut_matvec + 0.45% sparse", shape, b, pool.size(),
-                       time_calls(calls, [&](int c) { ops::lut_matvec(pool, m.view(c % m.copies, true), x.data(), y.data(), fast); }),
-                       m.dense_bytes() + m.sparse_bytes(), bw);
-                report("lut_matvec scalar reference", shape, b, pool.size(),
-                       time_calls(opt.scalar_calls, [&](int c) { ops::lut_matvec(pool, m.view(c % m.copies, false), x.data(), y.data(), scalar); }),
-                       m.dense_bytes(), bw);
+                ThreadPool *pool = pools[p].get();
+                add("lut_matvec", shape, b, p, m->dense_bytes(), calls,
+                    [=](int c) { ops::lut_matvec(*pool, m->view(c, false), x, y, *fast); });
+                add("lut_matvec + 0.45% sparse", shape, b, p, m->dense_bytes() + m->sparse_bytes(), calls,
+                    [=](int c) { ops::lut_matvec(*pool, m->view(c, true), x, y, *fast); });
+                add("lut_matvec scalar reference", shape, b, p, m->dense_bytes(), 1,
+                    [=](int c) { ops::lut_matvec(*pool, m->view(c, false), x, y, *scalar); });
                 if (bits == 3) {
-                    report("csr_spmv_add (0.45%) alone", shape, "-", pool.size(),
-                           time_calls(calls, [&](int c) { ops::csr_spmv_add(pool, m.csr(c % m.copies), x.data(), y.data(), fast); }),
-                           m.sparse_bytes(), bw);
-                    report("csr_spmv_add scalar reference", shape, "-", pool.size(),
-                           time_calls(calls, [&](int c) { ops::csr_spmv_add(pool, m.csr(c % m.copies), x.data(), y.data(), scalar); }),
-                           m.sparse_bytes(), bw);
+                    add("csr_spmv_add (0.45%) alone", shape, "-", p, m->sparse_bytes(), calls,
+                        [=](int c) { ops::csr_spmv_add(*pool, m->csr(c), x, y, *fast); });
+                    add("csr_spmv_add scalar reference", shape, "-", p, m->sparse_bytes(), calls,
+                        [=](int c) { ops::csr_spmv_add(*pool, m->csr(c), x, y, *scalar); });
                 }
             }
-            // A prompt batch: 8 activations share each decode of the weights.
-            const int64_t batch = 8;
-            std::vector<float> xb(size_t(batch * s.cols)), yb(size_t(batch * s.rows));
-            for (float &v : xb) v = float(rng.normal());
-            ThreadPool &pool = *pools.back();
-            report("lut_matmat n=8 (per token)", shape, b, pool.size(),
-                   time_calls(std::max(opt.min_calls / 2, m.copies), [&](int c) {
-                       ops::lut_matmat(pool, m.view(c % m.copies, true), xb.data(), batch, yb.data(), fast);
-                   }) / batch,
-                   m.dense_bytes() + m.sparse_bytes(), bandwidth.back());
+            // A prompt batch: kBatch activations share each decode of the weights.
+            ThreadPool *pool = pools.back().get();
+            add("lut_matmat + sparse, n=8, per token", shape, b, pools.size() - 1, m->dense_bytes() + m->sparse_bytes(),
+                std::max(2, calls / 4), [=](int c) { ops::lut_matmat(*pool, m->view(c, true), x, kBatch, y, *fast); },
+                double(kBatch));
         }
 
         // The unquantized baselines on the same shape.
         const int64_t count = s.rows * s.cols;
-        const int copies16 = int(std::max<int64_t>(2, opt.working_set_bytes / (count * 2) + 1));
-        const int copies32 = int(std::max<int64_t>(2, opt.working_set_bytes / (count * 4) + 1));
-        {
-            std::vector<uint16_t> w16(size_t(count * copies16));
-            for (uint16_t &h : w16) h = kernels::fp32_to_fp16(float((rng.uniform() - 0.5) * 0.1));
-            for (size_t p = 0; p < pools.size(); p++)
-                report("dense_matvec_f16", shape, "16", pools[p]->size(),
-                       time_calls(std::max(opt.min_calls, 3 * copies16), [&](int c) {
-                           ops::dense_matvec_f16(*pools[p], w16.data() + (c % copies16) * count, s.rows, s.cols, x.data(), y.data(), fast);
-                       }),
-                       double(count) * 2, bandwidth[p]);
-            report("dense_matvec_f16 scalar reference", shape, "16", pools[0]->size(),
-                   time_calls(opt.scalar_calls, [&](int c) {
-                       ops::dense_matvec_f16(*pools[0], w16.data() + (c % copies16) * count, s.rows, s.cols, x.data(), y.data(), scalar);
-                   }),
-                   double(count) * 2, bandwidth[0]);
+        const int copies16 = copies_for(double(count) * 2, opt), copies32 = copies_for(double(count) * 4, opt);
+        dense16.emplace_back(size_t(count * copies16));
+        for (uint16_t &h : dense16.back()) h = kernels::fp32_to_fp16(float((rng.uniform() - 0.5) * 0.1));
+        dense32.emplace_back(size_t(count * copies32));
+        for (float &v : dense32.back()) v = float((rng.uniform() - 0.5) * 0.1);
+        const uint16_t *w16 = dense16.back().data();
+        const float *w32 = dense32.back().data();
+        for (size_t p = 0; p < pools.size(); p++) {
+            ThreadPool *pool = pools[p].get();
+            add("dense_matvec_f16", shape, "16", p, double(count) * 2, std::max(4, copies16 / 2),
+                [=](int c) { ops::dense_matvec_f16(*pool, w16 + (c % copies16) * count, s.rows, s.cols, x, y, *fast); });
+            add("dense_matvec_f32", shape, "32", p, double(count) * 4, std::max(4, copies32 / 2),
+                [=](int c) { ops::dense_matvec_f32(*pool, w32 + (c % copies32) * count, s.rows, s.cols, x, y, *fast); });
         }
-        {
-            std::vector<float> w32(size_t(count * copies32));
-            for (float &v : w32) v = float((rng.uniform() - 0.5) * 0.1);
-            for (size_t p = 0; p < pools.size(); p++)
-                report("dense_matvec_f32", shape, "32", pools[p]->size(),
-                       time_calls(std::max(opt.min_calls, 3 * copies32), [&](int c) {
-                           ops::dense_matvec_f32(*pools[p], w32.data() + (c % copies32) * count, s.rows, s.cols, x.data(), y.data(), fast);
-                       }),
-                       double(count) * 4, bandwidth[p]);
-            report("dense_matvec_f32 scalar reference", shape, "32", pools[0]->size(),
-                   time_calls(opt.scalar_calls, [&](int c) {
-                       ops::dense_matvec_f32(*pools[0], w32.data() + (c % copies32) * count, s.rows, s.cols, x.data(), y.data(), scalar);
-                   }),
-                   double(count) * 4, bandwidth[0]);
-        }
+        ThreadPool *one = pools.front().get();
+        add("dense_matvec_f16 scalar reference", shape, "16", 0, double(count) * 2, 1,
+            [=](int c) { ops::dense_matvec_f16(*one, w16 + (c % copies16) * count, s.rows, s.cols, x, y, *scalar); });
+        add("dense_matvec_f32 scalar reference", shape, "32", 0, double(count) * 4, 1,
+            [=](int c) { ops::dense_matvec_f32(*one, w32 + (c % copies32) * count, s.rows, s.cols, x, y, *scalar); });
     }
 
-    std::printf("\nTime: best and median call (the matrix cycles through copies totalling >= %lld MiB, so it streams "
-                "from DRAM). GB/s: bytes of weights read (codes + LUTs, + CSR rowptr/colidx/fp32 values where sparse; "
-                "fp16/fp32 matrices) per second, best call. %% BW: of the measured bandwidth at the same thread count. "
-                "vs fp16: speed relative to dense_matvec_f16 on the same shape and threads (best calls).\n\n",
-                (long long)(opt.working_set_bytes >> 20));
+    // Memory bandwidth: the streaming sum of one large buffer, each thread a contiguous part.
+    std::vector<float> buffer(static_cast<size_t>(opt.bandwidth_bytes / int64_t(sizeof(float))), 1.0f);
+    std::vector<double> best_bandwidth(pools.size(), 0.0);
+    double sink = 0.0;
+    auto measure_bandwidth = [&](size_t p) {
+        ThreadPool &pool = *pools[p];
+        const int64_t n = int64_t(buffer.size());
+        const int parts = pool.size();
+        std::vector<double> partial(static_cast<size_t>(parts));
+        const double t0 = now_seconds();
+        pool.parallel_for(parts, [&](int task, int) {
+            const int64_t begin = n * task / parts, end = n * (task + 1) / parts;
+            partial[size_t(task)] = fast->sum_f32(buffer.data() + begin, end - begin);
+        });
+        best_bandwidth[p] = std::max(best_bandwidth[p], double(opt.bandwidth_bytes) / (now_seconds() - t0) / 1e9);
+        for (double v : partial) sink += v;
+    };
+
+    const double start = now_seconds();
+    for (int round = 0; round < opt.rounds; round++) {
+        for (size_t p = 0; p < pools.size(); p++) measure_bandwidth(p);
+        for (auto &m : all) run_round(*m);
+        std::fprintf(stderr, "round %d/%d done after %.0f s\n", round + 1, opt.rounds, now_seconds() - start);
+    }
+
+    std::printf("# sqllm kernel benchmark%s\n\n", opt.quick ? " (--quick)" : "");
+    std::printf("CPU: avx2=%d fma=%d f16c=%d; kernels: %s; hardware threads: %d\n", cpu.avx2, cpu.fma, cpu.f16c, fast->name,
+                ThreadPool::default_threads());
+    std::printf("Measured streaming-read bandwidth (sum of a %lld MiB buffer with %s, best of %d): ",
+                (long long)(opt.bandwidth_bytes >> 20), fast->name, opt.rounds);
+    for (size_t p = 0; p < pools.size(); p++)
+        std::printf("%s%d thread%s %.1f GB/s", p ? ", " : "", pools[p]->size(), pools[p]->size() > 1 ? "s" : "",
+                    best_bandwidth[p]);
+    std::printf("\n\nbest / median: per call, over %d rounds; every matrix cycles through copies of >= %lld MiB in all, "
+                "so it streams from DRAM. GB/s: bytes of weights read per second in the best call (codes + LUTs; + CSR "
+                "rowptr, colidx and fp32 values where sparse; the fp16 / fp32 matrix). %% BW: of the measured bandwidth "
+                "at the same thread count. vs fp16: speed relative to dense_matvec_f16 on the same shape and threads.\n\n",
+                opt.rounds, (long long)(opt.working_set_bytes >> 20));
     std::printf("| kernel | shape | bits | threads | best (us) | median (us) | GB/s | %% BW | vs fp16 |\n");
     std::printf("|---|---|---|---|---:|---:|---:|---:|---:|\n");
-    for (const Row &r : g_rows) {
-        const double gbs = r.bytes / r.time.best / 1e9;
-        const double fp16 = find_time("dense_matvec_f16", r.shape, "16", r.threads).best;
-        std::printf("| %s | %s | %s | %d | %.1f | %.1f | %.2f | %.0f%% | %.2fx |\n", r.kernel.c_str(), r.shape.c_str(),
-                    r.bits.c_str(), r.threads, r.time.best * 1e6, r.time.median * 1e6, gbs, 100.0 * gbs / r.bandwidth,
-                    fp16 / r.time.best);
+    for (const auto &m : all) {
+        const double gbs = m->bytes / m->best() / 1e9;
+        const Measurement *fp16 = find(all, "dense_matvec_f16", m->shape, "16", m->pool);
+        std::printf("| %s | %s | %s | %d | %.1f | %.1f | %.2f | %.0f%% | %.2fx |\n", m->kernel.c_str(), m->shape.c_str(),
+                    m->bits.c_str(), pools[m->pool]->size(), m->best() * 1e6, m->median() * 1e6, gbs,
+                    100.0 * gbs / best_bandwidth[m->pool], fp16->best() / m->best());
     }
 
-    std::printf("\nCost of the 0.45%% sparse part (dense + sparse vs dense only, best calls; median calls in brackets):\n\n");
+    std::printf("\nCost of the 0.45%% sparse part: dense + sparse vs dense only (best calls; median calls in brackets).\n\n");
     std::printf("| shape | bits | threads | dense (us) | dense + sparse (us) | overhead |\n|---|---|---|---:|---:|---:|\n");
-    for (const Shape &s : shapes) {
-        const std::string shape = std::to_string(s.rows) + "x" + std::to_string(s.cols);
+    for (const Shape &s : shapes)
         for (const char *b : {"3", "4"})
-            for (int t : kThreadCounts) {
-                const Timing dense = find_time("lut_matvec", shape, b, t);
-                const Timing both = find_time("lut_matvec + 0.45% sparse", shape, b, t);
-                std::printf("| %s | %s | %d | %.1f | %.1f | %+.1f%% (%+.1f%%) |\n", shape.c_str(), b, t, dense.best * 1e6,
-                            both.best * 1e6, 100.0 * (both.best / dense.best - 1.0), 100.0 * (both.median / dense.median - 1.0));
+            for (size_t p = 0; p < pools.size(); p++) {
+                const Measurement *dense = find(all, "lut_matvec", shape_name(s), b, p);
+                const Measurement *both = find(all, "lut_matvec + 0.45% sparse", shape_name(s), b, p);
+                std::printf("| %s | %s | %d | %.1f | %.1f | %+.1f%% (%+.1f%%) |\n", shape_name(s).c_str(), b,
+                            pools[p]->size(), dense->best() * 1e6, both->best() * 1e6,
+                            100.0 * (both->best() / dense->best() - 1.0), 100.0 * (both->median() / dense->median() - 1.0));
             }
-    }
-    for (ThreadPool *pool : pools) delete pool;
-    std::fprintf(stderr, "(checksum %g)\n", sink + double(g_rows.size()));
+    std::fprintf(stderr, "(checksum %g)\n", sink);
     return 0;
 }

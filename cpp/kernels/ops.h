@@ -1,5 +1,6 @@
 // The kernels as whole-matrix operations: each splits the rows over a ThreadPool and calls
 // the active kernels (or the table given, so that tests can compare implementations).
+// Shapes and layouts are as in the kernel headers; y must not overlap x.
 //
 // Row ranges are balanced by the bytes each row makes the kernel read (codes + LUT + its
 // share of the CSR), and cut into a few more tasks than threads so that a thread delayed

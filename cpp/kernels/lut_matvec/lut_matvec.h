@@ -44,7 +44,8 @@ struct LutMatrixView {
 };
 
 // The kernels compute only the dense (codes + LUT) part and *overwrite* y over the rows
-// [row_begin, row_end); the sparse fields are ignored here.
+// [row_begin, row_end); the sparse fields are ignored here. Calls on disjoint row ranges may
+// run concurrently; y must not overlap x.
 //
 //   lut_matvec: x [cols] -> y [rows]
 //   lut_matmat: x [n][cols] -> y [n][rows] (a batch of n activations, e.g. prompt tokens)
