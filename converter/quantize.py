@@ -110,5 +110,5 @@ def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, bits: i
         objective = float(np.sum(res.objective))
     csr = None
     if sparse is not None and sparse.any():
-        csr = to_csr(sparse, W.astype(np.float16))
+        csr = to_csr(sparse, W)
     return QuantizedLinear(pack_codes(codes, bits), lut.astype(np.float16), csr, bits, group_size, cols, objective)

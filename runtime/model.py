@@ -79,6 +79,14 @@ class Model:
     def detokenize(self, ids, *, skip_special: bool = False) -> str:
         return self._model.detokenize(np.asarray(ids, dtype=np.int32), skip_special).decode("utf-8", "replace")
 
+    def reset(self) -> None:
+        """Forget the sequence held in the context."""
+        self._ctx.reset()
+
+    def eval(self, ids, *, all_logits: bool = False) -> np.ndarray:
+        """Append ids to the sequence in the context; the last token's logits [vocab] (or [n, vocab])."""
+        return self._ctx.eval(np.asarray(ids, dtype=np.int32), all_logits, self.vocab_size)
+
     def logits(self, ids) -> np.ndarray:
         """float32 [n, vocab]: the logits after each of ids, evaluated from an empty context."""
         ids = np.asarray(ids, dtype=np.int32)

@@ -46,7 +46,8 @@ def run_one(model: Path, bits: int, threads: int | None, extra: list[str], out_d
                                      check=True, capture_output=True, text=True).stdout)
     size = out.stat().st_size
     out.unlink()
-    return {"bits": bits, "wall_s": wall, "peak_rss_gib": usage.ru_maxrss / 2**20,  # ru_maxrss is in KiB on Linux "file_gib": size / 2**30,
+    # ru_maxrss is in KiB on Linux.
+    return {"bits": bits, "wall_s": wall, "peak_rss_gib": usage.ru_maxrss / 2**20, "file_gib": size / 2**30,
             "bpw_linears": info["bits_per_weight"]["quantized_linears"], "sparse": info["totals"]["sparse"]}
 
 

@@ -129,7 +129,11 @@ struct LutCopies {
 
 std::unique_ptr<LutCopies> make_lut_copies(const Options &opt, Random &rng, int64_t rows, int64_t cols, int bits) {
     std::unique_ptr<LutCopies> m(new LutCopies{rows, cols, bits, 0, {}, {}, {}, {}, {}});
-    const LutMatrixView shape = m->view(0, false);
+    LutMatrixView shape;
+    shape.rows = rows;
+    shape.cols = cols;
+    shape.group_size = cols;
+    shape.bits = bits;
     const int64_t codes_bytes = rows * shape.row_bytes();
     m->copies = copies_for(double(codes_bytes), opt);
     m->codes.resize(size_t(codes_bytes * m->copies));

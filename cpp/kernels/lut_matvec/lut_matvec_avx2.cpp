@@ -20,7 +20,7 @@
 //              but yields the columns of a block in the order even 0-14, odd 1-15, even
 //              16-30, odd 17-31, so x is reordered once per call to match.
 //   8 bits     eight scalar loads from the group's LUT widened to fp32, assembled into a
-//              vector: ~1.8x faster than vpmovzxbd + vgatherdps.
+//              vector: about twice as fast as vpmovzxbd + vgatherdps.
 // Columns past the last whole block (cols % 32) are done one by one, so x is never read
 // past x[cols-1] and padding codes are never used.
 #include <immintrin.h>

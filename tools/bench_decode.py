@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""End-to-end runtime speed: prompt and decode tokens/s of .sqf files, measured in one run.
+
+    python tools/bench_decode.py A.sqf B.sqf ... [--threads 2] [--prompt-tokens 64] [--decode-tokens 32]
+
+Each file is loaded once and warmed up (one short generation, which also pulls the mapping
+into the page cache); then a prompt of --prompt-tokens tokens is evaluated and --decode-tokens
+tokens are generated greedily, best of --repeat runs. The first file is the baseline of the
+"x" column (put the fp16 model first).
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sqllm.runtime import Model
+
+
+def measure(path: Path, threads: int, prompt_tokens: int, decode_tokens: int, repeat: int) -> tuple[float, float]:
+    model = Model(path, threads=threads, n_ctx=prompt_tokens + decode_tokens + 8)
+    rng = np.random.default_rng(0)
+    ids = [int(t) for t in rng.integers(3, min(model.vocab_size, 500), prompt_tokens)]
+    model.reset()
+    model.eval(ids[:8])  # warm-up: page in the weights
+    best_prompt = best_decode = 0.0
+    for _ in range(repeat):
+        model.reset()
+        t0 = time.perf_counter()
+        logits = model.eval(ids)
+        t1 = time.perf_counter()
+        for _ in range(decode_tokens):
+            logits = model.eval([int(np.argmax(logits))])
+        t2 = time.perf_counter()
+        best_prompt = max(best_prompt, prompt_tokens / (t1 - t0))
+        best_decode = max(best_decode, decode_tokens / (t2 - t1))
+    return best_prompt, best_decode
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", type=Path, nargs="+")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--prompt-tokens", type=int, default=64)
+    ap.add_argument("--decode-tokens", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    print("| file | size (GiB) | prompt tokens/s | decode tokens/s | decode vs first |")
+    print("|---|---|---|---|---|")
+    base = None
+    for f in args.files:
+        p, d = measure(f, args.threads, args.prompt_tokens, args.decode_tokens, args.repeat)
+        base = base or d
+        print(f"| {f.name} | {f.stat().st_size / 2**30:.2f} | {p:.2f} | {d:.2f} | {d / base:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
