@@ -67,6 +67,8 @@ def run(
             typer.echo(f"perplexity: {value:.4f}")
             return
         text = _render_chat(model, prompt) if chat else prompt
+        if not chat:
+            sys.stdout.write(prompt)
         for piece in model.generate(text, max_tokens=n_predict, temperature=temp, top_k=top_k, top_p=top_p,
                                     min_p=min_p, repetition_penalty=repeat_penalty, seed=seed):
             sys.stdout.write(piece)
