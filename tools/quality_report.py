@@ -31,13 +31,6 @@ CALIBRATION = DATA / "tinystories_train.txt"
 # (label, method for the plot, sqconvert options)
 RECIPES = [
     ("fp16 (unquantized linears)", "fp16", ["--keep", "*"]),
-    ("rtn per-row 4-bit", "rtn per-row", ["--method", "rtn", "--bits", "4"]),
-    ("rtn per-row 4-bit + clip", "rtn per-row + clip", ["--method", "rtn", "--bits", "4", "--clip-search"]),
-    ("rtn g128 4-bit", "rtn g128", ["--method", "rtn", "--bits", "4", "--group-size", "128"]),
-    ("rtn g128 4-bit + clip", "rtn g128 + clip", ["--method", "rtn", "--bits", "4", "--group-size", "128", "--clip-search"]),
-    ("kmeans 4-bit (unweighted, dense)", "kmeans", ["--method", "kmeans", "--bits", "4", "--outliers", "0", "--sensitive", "0"]),
-    ("squeezellm 4-bit dense-only", "squeezellm dense", ["--bits", "4", "--outliers", "0", "--sensitive", "0"]),
-    ("squeezellm 4-bit + 0.45% sparse", "squeezellm + sparse", ["--bits", "4"]),
     ("rtn per-row 3-bit", "rtn per-row", ["--method", "rtn", "--bits", "3"]),
     ("rtn per-row 3-bit + clip", "rtn per-row + clip", ["--method", "rtn", "--bits", "3", "--clip-search"]),
     ("rtn g128 3-bit", "rtn g128", ["--method", "rtn", "--bits", "3", "--group-size", "128"]),
@@ -45,6 +38,13 @@ RECIPES = [
     ("kmeans 3-bit (unweighted, dense)", "kmeans", ["--method", "kmeans", "--bits", "3", "--outliers", "0", "--sensitive", "0"]),
     ("squeezellm 3-bit dense-only", "squeezellm dense", ["--bits", "3", "--outliers", "0", "--sensitive", "0"]),
     ("squeezellm 3-bit + 0.45% sparse", "squeezellm + sparse", ["--bits", "3"]),
+    ("rtn per-row 4-bit", "rtn per-row", ["--method", "rtn", "--bits", "4"]),
+    ("rtn per-row 4-bit + clip", "rtn per-row + clip", ["--method", "rtn", "--bits", "4", "--clip-search"]),
+    ("rtn g128 4-bit", "rtn g128", ["--method", "rtn", "--bits", "4", "--group-size", "128"]),
+    ("rtn g128 4-bit + clip", "rtn g128 + clip", ["--method", "rtn", "--bits", "4", "--group-size", "128", "--clip-search"]),
+    ("kmeans 4-bit (unweighted, dense)", "kmeans", ["--method", "kmeans", "--bits", "4", "--outliers", "0", "--sensitive", "0"]),
+    ("squeezellm 4-bit dense-only", "squeezellm dense", ["--bits", "4", "--outliers", "0", "--sensitive", "0"]),
+    ("squeezellm 4-bit + 0.45% sparse", "squeezellm + sparse", ["--bits", "4"]),
     ("rtn g128 2-bit + clip", "rtn g128 + clip", ["--method", "rtn", "--bits", "2", "--group-size", "128", "--clip-search"]),
     ("squeezellm 2-bit + 0.45% sparse", "squeezellm + sparse", ["--bits", "2"]),
 ]
@@ -107,7 +107,7 @@ def main() -> None:
         rows.append({"label": label, "method": method, "bpw_linears": bpw["quantized_linears"] or 16.0,
                      "bpw_file": bpw["whole_file"], "size": info["totals"]["file"], "seconds": seconds, "ppl": ppl})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    write_report(name, args, rows)
+        write_report(name, args, rows)  # after every recipe, so a long run leaves its partial table
 
 
 def write_report(name: str, args, rows: list[dict]) -> None:
