@@ -15,11 +15,7 @@ std::vector<float> to_f32(const TensorInfo &t) {
     if (t.type == format::TYPE_F32) {
         std::memcpy(out.data(), t.data, t.n_bytes);
     } else {
-        for (uint64_t i = 0; i < t.n_elements; i++) {
-            uint16_t h;
-            std::memcpy(&h, t.data + 2 * i, 2);
-            out[i] = kernels::fp16_to_fp32(h);
-        }
+        kernels::fp16_to_fp32_array(reinterpret_cast<const uint16_t *>(t.data), out.data(), int64_t(t.n_elements));
     }
     return out;
 }
@@ -164,11 +160,7 @@ void Model::embed(int32_t token, float *out) const {
     if (embed_->type == format::TYPE_F32) {
         std::memcpy(out, row, H * 4);
     } else {
-        for (uint64_t i = 0; i < H; i++) {
-            uint16_t h;
-            std::memcpy(&h, row + 2 * i, 2);
-            out[i] = kernels::fp16_to_fp32(h);
-        }
+        kernels::fp16_to_fp32_array(reinterpret_cast<const uint16_t *>(row), out, int64_t(H));
     }
 }
 
@@ -359,10 +351,8 @@ void Context::forward_batch(const int32_t *tokens, int32_t n, float *logits, boo
         rope(k_.data(), n, Hkv, n_past_);
         size_t base = (l * size_t(n_ctx_) + size_t(n_past_)) * kv_row;
         if (params_.kv_type == KvType::F16) {
-            for (size_t i = 0; i < size_t(n) * kv_row; i++) {
-                k16_[base + i] = kernels::fp32_to_fp16(k_[i]);
-                v16_[base + i] = kernels::fp32_to_fp16(v_[i]);
-            }
+            kernels::fp32_to_fp16_array(k_.data(), k16_.data() + base, int64_t(size_t(n) * kv_row));
+            kernels::fp32_to_fp16_array(v_.data(), v16_.data() + base, int64_t(size_t(n) * kv_row));
         } else {
             std::copy(k_.begin(), k_.begin() + long(size_t(n) * kv_row), k32_.begin() + long(base));
             std::copy(v_.begin(), v_.begin() + long(size_t(n) * kv_row), v32_.begin() + long(base));
