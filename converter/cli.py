@@ -53,9 +53,16 @@ def convert(
     seed: int = typer.Option(0, help="Seed of the k-means initialisation."),
     force: bool = typer.Option(False, help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, help="No progress bar and no summary."),
+    kv_bits: Optional[int] = typer.Option(None, help="Calibrate a KVQuant cache (2, 3 or 4 bits by default at run time; "
+                                          "centroids for all three are stored). Needs --calib-data, torch and transformers."),
+    kv_outliers: float = typer.Option(1.0, help="KVQuant: percent of each key channel / value vector kept exactly."),
+    kv_sink: int = typer.Option(1, help="KVQuant: first positions kept in fp16 (the attention sink)."),
+    calib_data: Optional[Path] = typer.Option(None, help="KVQuant: calibration text file."),
+    calib_samples: int = typer.Option(16, help="KVQuant: calibration sequences."),
+    calib_seq_len: int = typer.Option(512, help="KVQuant: tokens per calibration sequence."),
 ) -> None:
     """Quantize MODEL into OUTPUT (.sqf)."""
-    from .convert import convert as run_convert
+    from .convert import KvOptions, convert as run_convert
     from .quantize import Recipe
 
     if threads is not None:
@@ -66,8 +73,17 @@ def convert(
     recipe = Recipe(method=method, bits=bits, outliers=outliers, sensitive=sensitive, group_size=group_size,
                     sym=sym, clip_search=clip_search, kmeans=kmeans, seed=seed, keep=list(keep),
                     bits_for=_parse_bits_for(bits_for))
+    kv = None
+    if kv_bits is not None:
+        if calib_data is None:
+            raise typer.BadParameter("--kv-bits needs --calib-data TEXT_FILE", param_hint="--kv-bits")
+        if calib_samples < 1:
+            raise typer.BadParameter("must be >= 1", param_hint="--calib-samples")
+        kv = KvOptions(kv_bits, calib_data, kv_outliers, kv_sink, calib_samples, calib_seq_len)
+    elif calib_data is not None:
+        raise typer.BadParameter("--calib-data is only used with --kv-bits", param_hint="--calib-data")
     try:
-        s = run_convert(model, output, recipe, fisher=fisher, overwrite=force, progress=not quiet)
+        s = run_convert(model, output, recipe, fisher=fisher, overwrite=force, progress=not quiet, kv=kv)
     except (SqllmError, OSError) as e:
         _fail(e)
     if not quiet:

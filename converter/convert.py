@@ -18,6 +18,7 @@ from sqllm.formats.errors import ConversionError
 
 from .checkpoint import Checkpoint, open_checkpoint, open_safetensors, load_config
 from .fisher import describe
+from .kvquant import calibrate
 from .config import ARRAY_ITEM_TYPES, KEY_TYPES, is_layer_linear, model_metadata
 from .quantize import Recipe, quantize_matrix
 from .tokenizer import tokenizer_metadata
@@ -25,6 +26,17 @@ from .tokenizer import tokenizer_metadata
 log = logging.getLogger("sqllm.convert")
 
 FISHER_HINT = "compute one with `sqconvert fisher MODEL --data TEXT_FILE -o fisher.safetensors`"
+
+
+@dataclass
+class KvOptions:
+    """KVQuant calibration (`--kv-bits` and friends)."""
+    bits: int
+    data: Path
+    outliers: float = 1.0
+    sink: int = 1
+    samples: int = 16
+    seq_len: int = 512
 
 
 @dataclass
@@ -88,7 +100,7 @@ def resolve_fisher(ckpt: Checkpoint, fisher: Path | None) -> _Fisher | None:
 
 
 def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Path | None = None,
-            overwrite: bool = False, progress: bool = True) -> ConversionSummary:
+            overwrite: bool = False, progress: bool = True, kv: KvOptions | None = None) -> ConversionSummary:
     start = time.perf_counter()
     recipe.validate()
     ckpt = open_checkpoint(model)
@@ -110,6 +122,11 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
     recipe = recipe.resolved(fisher_file is not None)
     tok = tokenizer_metadata(ckpt.folder, vocab_size=meta["shapes_cfg"]["vocab_size"])
     fisher_desc = fisher_file.description if fisher_file else "none"
+    if kv is not None and Path(output).exists() and not overwrite:
+        from sqllm.formats.errors import OutputExistsError
+        raise OutputExistsError(f"{output}: output exists (use --force to overwrite)")
+    kv_cal = None if kv is None else calibrate(ckpt.folder, kv.data, bits=kv.bits, outliers=kv.outliers, sink=kv.sink,
+                                               samples=kv.samples, seq_len=kv.seq_len, seed=recipe.seed, progress=progress)
 
     order = ["model.embed_tokens.weight"]
     order += [n for n in shapes if n.startswith("model.layers.")]
@@ -130,6 +147,11 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
         w.add(C.KEY_RECIPE_BITS, recipe.bits, C.VT_UINT32)
         w.add(C.KEY_RECIPE_FISHER, fisher_desc)
         w.add(C.KEY_RECIPE_JSON, json.dumps(asdict(recipe), sort_keys=True))
+        if kv_cal is not None:
+            w.add(C.KEY_KV_BITS, kv_cal.bits, C.VT_UINT32)
+            w.add(C.KEY_KV_OUTLIERS, kv_cal.outliers, C.VT_FLOAT32)
+            w.add(C.KEY_KV_SINK, kv_cal.sink, C.VT_UINT32)
+            w.add(C.KEY_KV_CALIBRATION, kv_cal.description)
         bar = tqdm(total=total, unit="w", unit_scale=True, disable=not progress, desc="quantizing", leave=False)
         try:
             for name in order:
@@ -150,6 +172,8 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
                 del W
         finally:
             bar.close()
+        for name, t in kv_cal.tensors() if kv_cal is not None else ():
+            w.add_tensor(name, t)
     n_weights = sum(int(np.prod(shapes[n])) for n in linears)
     return ConversionSummary(Path(output), time.perf_counter() - start, len(linears), n_weights, n_sparse,
                              objective, fisher_desc, asdict(recipe))

@@ -79,8 +79,27 @@ KEY_TENSOR_CRC32 = "sqllm.tensor_crc32"
 KEY_HF_FILE_PREFIX = "sqllm.hf."
 HF_SIDE_FILES = ("tokenizer_config.json", "generation_config.json", "special_tokens_map.json")
 
-# reserved (SPEC §7)
+# KV-cache quantization (SPEC §7)
 KV_NAMESPACE = "sqllm.kv."
+KEY_KV_BITS = "sqllm.kv.bits"
+KEY_KV_OUTLIERS = "sqllm.kv.outliers"
+KEY_KV_SINK = "sqllm.kv.sink"
+KEY_KV_CALIBRATION = "sqllm.kv.calibration"
+
+
+def kv_bytes_per_token(channels: int, n_layers: int, bits: int, outliers_pct: float) -> float:
+    """KV-cache bytes per token past the sink (all layers, keys and values) at the nominal
+    outlier rate: packed codes, a value zero and scale (fp16), two outlier offsets (u32) and
+    4 bytes (u16 index, fp16 value) per outlier. bits 16: the plain fp16 cache."""
+    if bits == 16:
+        return float(n_layers * 2 * channels * 2)
+    packed = (channels * bits + 7) // 8
+    return n_layers * (2 * packed + 4 + 8 + 4 * 2 * outliers_pct / 100.0 * channels)
+
+
+def kv_tensor_name(layer: int, what: str) -> str:
+    """`kv.L.key_range`, `kv.L.key_centroids.B`, `kv.L.value_centroids.B`."""
+    return f"kv.{layer}.{what}"
 
 # GGUF-standard tokenizer keys (SPEC §5)
 KEY_TOKENIZER_MODEL = "tokenizer.ggml.model"

@@ -45,6 +45,15 @@ def inspect_file(path: str | os.PathLike) -> dict:
                          "bits_per_weight": round(8 * info["n_bytes"] / n, 4)})
             totals["unquantized"] += info["n_bytes"]
             all_weights += n
+    kv = None
+    if C.KEY_KV_BITS in md:
+        kv_names = [n for n in r.tensor_names if n.startswith("kv.")]
+        totals["kv_calibration"] = sum(_tensor_bytes(r, n) for n in kv_names)
+        ch, nl = r.config["num_kv_heads"] * r.config["head_dim"], r.config["num_layers"]
+        kv = {"bits": md[C.KEY_KV_BITS], "outliers_pct": round(md[C.KEY_KV_OUTLIERS], 4), "sink": md[C.KEY_KV_SINK],
+              "calibration": md.get(C.KEY_KV_CALIBRATION),
+              "bytes_per_token": {f"nuq{b}": round(C.kv_bytes_per_token(ch, nl, b, md[C.KEY_KV_OUTLIERS]), 1) for b in (2, 3, 4)}
+              | {"fp16": C.kv_bytes_per_token(ch, nl, 16, 0.0)}}
     totals["metadata_and_padding"] = r.file_size - sum(totals.values())
     totals["file"] = r.file_size
     quant_bytes = totals["dense_codes"] + totals["luts"] + totals["sparse"]
@@ -73,6 +82,7 @@ def inspect_file(path: str | os.PathLike) -> dict:
             "parameters": json.loads(recipe_json) if recipe_json else None,
         },
         "source": {"files": md.get(C.KEY_SOURCE_FILES), "sha256": md.get(C.KEY_SOURCE_SHA256)},
+        "kv_cache": kv,
         "tensors": rows,
         "totals": totals,
         "weights": {"quantized_linears": linear_weights, "all": all_weights},
@@ -103,6 +113,14 @@ def format_report(info: dict) -> str:
         f"bos {t['bos_token_id']}, eos {t['eos_token_id']}{', chat template' if t['chat_template'] else ''}",
         f"recipe     {r['method']} {r['bits']}-bit, fisher: {r['fisher']}",
         f"           {json.dumps(r['parameters'], sort_keys=True) if r['parameters'] else ''}",
+    ]
+    if info["kv_cache"]:
+        kv = info["kv_cache"]
+        per = ", ".join(f"{k} {v:g}" for k, v in kv["bytes_per_token"].items())
+        lines += [f"kv cache   KVQuant {kv['bits']}-bit by default, {kv['outliers_pct']:g}% outliers, sink {kv['sink']}; "
+                  f"calibration: {kv['calibration']}",
+                  f"           bytes/token: {per}"]
+    lines += [
         "",
         f"{'tensor':<48} {'shape':>14} {'kind':>9} {'bits':>4} {'nnz':>8} {'bytes':>12} {'bpw':>7}",
     ]
@@ -114,7 +132,9 @@ def format_report(info: dict) -> str:
     lines += [
         "",
         f"dense codes {_size(tot['dense_codes'])}, LUTs {_size(tot['luts'])}, sparse {_size(tot['sparse'])}, "
-        f"unquantized {_size(tot['unquantized'])}, metadata+padding {_size(tot['metadata_and_padding'])}; file {_size(tot['file'])}",
+        f"unquantized {_size(tot['unquantized'])}, "
+        + (f"KV calibration {_size(tot['kv_calibration'])}, " if "kv_calibration" in tot else "")
+        + f"metadata+padding {_size(tot['metadata_and_padding'])}; file {_size(tot['file'])}",
         f"bits per weight: {bpw['quantized_linears']} over the quantized linears "
         f"({info['weights']['quantized_linears']} weights), {bpw['whole_file']} over the whole file "
         f"({info['weights']['all']} weights)",

@@ -30,6 +30,11 @@ def _render_chat(model, prompt: str) -> str:
         bos_token=piece(model.bos), eos_token=piece(model.eos))
 
 
+def _kv_line(model) -> str:
+    kind = f"KVQuant {model.kv_bits}-bit" if model.kv_bits else "unquantized"
+    return f"KV cache: {kind}, {model.kv_bytes_per_token():.0f} bytes/token"
+
+
 @app.command()
 def run(
     file: Path = typer.Argument(..., help="An .sqf model."),
@@ -43,7 +48,11 @@ def run(
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     threads: int = typer.Option(0, "--threads", "-t", help="Threads; 0 = all cores."),
     ctx_size: int = typer.Option(0, "--ctx-size", help="Context length; 0 = the model's."),
-    kv_cache: str = typer.Option("f16", "--kv-cache", help="KV cache precision: f16 or f32."),
+    kv_cache: str = typer.Option("f16", "--kv-cache", help="Precision of an unquantized KV cache: f16 or f32."),
+    kv_bits: Optional[int] = typer.Option(None, "--kv-bits", help="Quantize the KV cache to 2, 3 or 4 bits (KVQuant; "
+                                          "the file needs KV calibration). Default: as the file says."),
+    no_kv_quant: bool = typer.Option(False, "--no-kv-quant", help="Keep the KV cache in fp16 even if the file calibrates one."),
+    kv_method: str = typer.Option("nuq", "--kv-method", help="nuq (the calibrated non-uniform datatype) or uniform."),
     chat: bool = typer.Option(False, "--chat", help="Wrap the prompt in the model's chat template."),
     perplexity: Optional[Path] = typer.Option(None, "--perplexity", help="Print the perplexity of this text file."),
     ctx: int = typer.Option(512, "--ctx", help="--perplexity: tokens per window."),
@@ -56,8 +65,12 @@ def run(
     if (prompt is None) == (perplexity is None):
         typer.echo("error: give exactly one of --prompt and --perplexity", err=True)
         raise typer.Exit(2)
+    if no_kv_quant and kv_bits is not None:
+        typer.echo("error: give at most one of --kv-bits and --no-kv-quant", err=True)
+        raise typer.Exit(2)
     try:
-        model = Model(file, threads=threads, n_ctx=ctx_size, kv_cache=kv_cache, verify_checksums=verify)
+        model = Model(file, threads=threads, n_ctx=ctx_size, kv_cache=kv_cache, verify_checksums=verify,
+                      kv_bits=0 if no_kv_quant else kv_bits, kv_method=kv_method)
         if perplexity is not None:
             try:
                 text = perplexity.read_text(encoding="utf-8")
@@ -65,6 +78,7 @@ def run(
                 raise SqllmError(f"{perplexity}: cannot read: {e}") from e
             value = model.perplexity(text, ctx=ctx, max_windows=max_windows)
             typer.echo(f"perplexity: {value:.4f}")
+            typer.echo(_kv_line(model), err=True)
             return
         text = _render_chat(model, prompt) if chat else prompt
         if not chat:
@@ -78,6 +92,7 @@ def run(
         typer.echo(f"load {s.load_seconds * 1000:.0f} ms; prompt {s.prompt_tokens} tokens, "
                    f"{s.prompt_tokens_per_second:.1f} tokens/s; decode {s.generated_tokens} tokens, "
                    f"{s.decode_tokens_per_second:.1f} tokens/s ({model.threads} threads)", err=True)
+        typer.echo(_kv_line(model), err=True)
     except (SqllmError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1)

@@ -35,15 +35,23 @@ class Model:
     """A quantized model in an .sqf file, memory-mapped and run by the C++ runtime."""
 
     def __init__(self, path: str | os.PathLike, *, threads: int = 0, n_ctx: int = 0, n_batch: int = 64,
-                 kv_cache: str = "f16", verify_checksums: bool = False):
+                 kv_cache: str = "f16", kv_bits: int | None = None, kv_method: str = "nuq",
+                 verify_checksums: bool = False):
+        """kv_bits: None quantizes the KV cache as the file says (KVQuant, when it was converted
+        with --kv-bits), 0 never, 2/3/4 at that width; kv_method "nuq" (the file's calibrated
+        datatype) or "uniform" (evenly spaced levels, same ranges, outliers and sink).
+        kv_cache: f16 or f32, the precision of a cache that is not quantized."""
         if kv_cache not in ("f16", "f32"):
             raise ValueError(f"kv_cache must be 'f16' or 'f32', got {kv_cache!r}")
+        if kv_bits not in (None, 0, 2, 3, 4):
+            raise ValueError(f"kv_bits must be None, 0, 2, 3 or 4, got {kv_bits!r}")
         if threads < 0:
             raise ValueError("threads must be >= 0 (0 = all cores)")
         t0 = time.perf_counter()
         self.path = os.fspath(path)
         self._model = _sqllm.LoadedModel(self.path, verify_checksums)
-        self._ctx_args = dict(n_ctx=n_ctx, n_threads=threads, n_batch=n_batch, kv_f32=kv_cache == "f32")
+        self._ctx_args = dict(n_ctx=n_ctx, n_threads=threads, n_batch=n_batch, kv_f32=kv_cache == "f32",
+                              kv_bits=-1 if kv_bits is None else kv_bits, kv_method=kv_method)
         self._ctx = _sqllm.Context(self._model, **self._ctx_args)
         self.load_seconds = time.perf_counter() - t0
         self.last_stats = GenerationStats(load_seconds=self.load_seconds)
@@ -55,6 +63,15 @@ class Model:
     @property
     def context_length(self) -> int:
         return self._ctx.n_ctx
+
+    @property
+    def kv_bits(self) -> int:
+        """Bits per KV-cache entry when the cache is quantized, else 0."""
+        return self._ctx.kv_bits
+
+    def kv_bytes_per_token(self) -> float:
+        """Bytes the KV cache holds per token of the current sequence (0 when it is empty)."""
+        return self._ctx.kv_bytes / self._ctx.n_past if self._ctx.n_past else 0.0
 
     @property
     def threads(self) -> int:

@@ -419,10 +419,17 @@ def test_newer_format_version_is_refused(tmp_path):
         SqfReader(rewrite_golden(tmp_path, mutate_kv=m))
 
 
-def test_reserved_kv_namespace_is_refused(tmp_path):
+def test_kv_keys_without_their_tensors_are_refused(tmp_path):
     def m(key, value, vt, it):
         return ("sqllm.kv.bits", 4, C.VT_UINT32, None) if key == C.KEY_RECIPE_FISHER else (key, value, vt, it)
-    with pytest.raises(UnsupportedError, match="KV-cache"):
+    with pytest.raises(FormatError, match="KV-cache data needs"):
+        SqfReader(rewrite_golden(tmp_path, mutate_kv=m))
+
+
+def test_unknown_kv_key_is_refused(tmp_path):
+    def m(key, value, vt, it):
+        return ("sqllm.kv.method", "nuq", C.VT_STRING, None) if key == C.KEY_RECIPE_FISHER else (key, value, vt, it)
+    with pytest.raises(UnsupportedError, match="unknown KV-cache quantization data"):
         SqfReader(rewrite_golden(tmp_path, mutate_kv=m))
 
 

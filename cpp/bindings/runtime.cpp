@@ -17,6 +17,14 @@ std::vector<int32_t> to_ids(const py::array_t<int32_t, py::array::c_style | py::
     return std::vector<int32_t>(a.data(), a.data() + a.size());
 }
 
+sqllm::KvMethod kv_method_of(const std::string &name) {
+    if (name == "nuq") return sqllm::KvMethod::Nuq;
+    if (name == "uniform") return sqllm::KvMethod::Uniform;
+    throw py::value_error("kv_method must be 'nuq' or 'uniform', got '" + name + "'");
+}
+
+using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
 }  // namespace
 
 namespace sqllm_py {
@@ -53,18 +61,24 @@ void register_runtime(py::module_ &m) {
         });
 
     py::class_<sqllm::Context>(m, "Context", "One sequence over a LoadedModel: KV cache, scratch, threads.")
-        .def(py::init([](const sqllm::Model &mdl, int n_ctx, int n_threads, int n_batch, bool kv_f32) {
+        .def(py::init([](const sqllm::Model &mdl, int n_ctx, int n_threads, int n_batch, bool kv_f32, int kv_bits,
+                         const std::string &kv_method) {
                  if (n_ctx < 0 || n_threads < 0 || n_batch < 1) throw py::value_error("n_ctx >= 0, n_threads >= 0, n_batch >= 1");
                  sqllm::ContextParams p;
                  p.n_ctx = n_ctx;
                  p.n_threads = n_threads;
                  p.n_batch = n_batch;
                  p.kv_type = kv_f32 ? sqllm::KvType::F32 : sqllm::KvType::F16;
+                 p.kv_bits = kv_bits;
+                 p.kv_method = kv_method_of(kv_method);
+                 py::gil_scoped_release release;
                  return std::make_unique<sqllm::Context>(mdl, p);
              }),
              py::arg("model"), py::arg("n_ctx") = 0, py::arg("n_threads") = 0, py::arg("n_batch") = 64,
-             py::arg("kv_f32") = false, py::keep_alive<1, 2>())
+             py::arg("kv_f32") = false, py::arg("kv_bits") = -1, py::arg("kv_method") = "nuq", py::keep_alive<1, 2>())
         .def_property_readonly("n_past", &sqllm::Context::n_past)
+        .def_property_readonly("kv_bits", &sqllm::Context::kv_bits)
+        .def_property_readonly("kv_bytes", &sqllm::Context::kv_bytes)
         .def_property_readonly("n_ctx", &sqllm::Context::n_ctx)
         .def_property_readonly("n_threads", &sqllm::Context::n_threads)
         .def("reset", &sqllm::Context::reset)
@@ -105,6 +119,32 @@ void register_runtime(py::module_ &m) {
             }
             return out;
         }, py::arg("ids"), py::arg("vocab"));
+
+    py::class_<sqllm::QuantKvCache>(m, "QuantKvCache", "The KVQuant cache on its own, to check it against the reference.")
+        .def(py::init([](const sqllm::Model &mdl, int n_ctx, int bits, const std::string &method) {
+                 if (n_ctx < 1) throw py::value_error("n_ctx must be >= 1");
+                 return std::make_unique<sqllm::QuantKvCache>(mdl.file(), n_ctx, bits, kv_method_of(method));
+             }),
+             py::arg("model"), py::arg("n_ctx"), py::arg("bits"), py::arg("method") = "nuq", py::keep_alive<1, 2>())
+        .def_property_readonly("sink", &sqllm::QuantKvCache::sink)
+        .def("store", [](sqllm::QuantKvCache &c, int layer, int pos0, const F32Array &k, const F32Array &v) {
+            if (k.ndim() != 2 || v.ndim() != 2 || k.shape(1) != c.channels() || v.shape(1) != c.channels() || k.shape(0) != v.shape(0))
+                throw py::value_error("keys and values must both be [n, channels]");
+            if (layer < 0 || layer >= c.n_layers() || pos0 < 0 || pos0 + k.shape(0) > c.n_ctx())
+                throw py::value_error("layer or positions out of range");
+            c.store(layer, pos0, int32_t(k.shape(0)), k.data(), v.data());
+        }, py::arg("layer"), py::arg("pos0"), py::arg("keys"), py::arg("values"))
+        .def("read", [](const sqllm::QuantKvCache &c, int layer, int pos) {
+            // The dequantized key and value of a stored position, all heads: [channels] each.
+            if (layer < 0 || layer >= c.n_layers() || pos < 0 || pos >= c.n_ctx()) throw py::value_error("layer or position out of range");
+            F32Array k(c.channels()), v(c.channels());
+            for (int h = 0; h < int(c.channels() / c.head_dim()); h++) {
+                c.key(layer, pos, h, k.mutable_data() + h * c.head_dim());
+                c.value(layer, pos, h, v.mutable_data() + h * c.head_dim());
+            }
+            return py::make_tuple(k, v);
+        }, py::arg("layer"), py::arg("pos"))
+        .def("bytes_used", &sqllm::QuantKvCache::bytes_used, py::arg("n_tokens"));
 
     m.def("sample", [](const py::array_t<float, py::array::c_style | py::array::forcecast> &logits,
                        const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &history, float temperature,

@@ -257,6 +257,8 @@ sqllm_context_params sqllm_context_params_default(void) {
     p.n_threads = 0;
     p.n_batch = 64;
     p.kv_fp32 = 0;
+    p.kv_bits = -1;
+    p.kv_method = SQLLM_KV_NUQ;
     return p;
 }
 
@@ -272,6 +274,10 @@ sqllm_status sqllm_context_create(const sqllm_model *model, const sqllm_context_
         cp.n_threads = p.n_threads;
         cp.n_batch = p.n_batch;
         cp.kv_type = p.kv_fp32 ? sqllm::KvType::F32 : sqllm::KvType::F16;
+        if (p.kv_method != SQLLM_KV_NUQ && p.kv_method != SQLLM_KV_UNIFORM)
+            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "kv_method must be SQLLM_KV_NUQ or SQLLM_KV_UNIFORM");
+        cp.kv_bits = p.kv_bits;
+        cp.kv_method = p.kv_method == SQLLM_KV_UNIFORM ? sqllm::KvMethod::Uniform : sqllm::KvMethod::Nuq;
         auto ctx = std::make_unique<sqllm_context>();
         ctx->model = model->model.get();
         ctx->ctx = std::make_unique<sqllm::Context>(*model->model, cp);
@@ -293,6 +299,8 @@ sqllm_status sqllm_context_reset(sqllm_context *ctx) {
 
 int32_t sqllm_context_n_past(const sqllm_context *ctx) { return ctx ? ctx->ctx->n_past() : 0; }
 int32_t sqllm_context_n_ctx(const sqllm_context *ctx) { return ctx ? ctx->ctx->n_ctx() : 0; }
+int32_t sqllm_context_kv_bits(const sqllm_context *ctx) { return ctx ? ctx->ctx->kv_bits() : 0; }
+uint64_t sqllm_context_kv_bytes(const sqllm_context *ctx) { return ctx ? ctx->ctx->kv_bytes() : 0; }
 
 sqllm_status sqllm_eval(sqllm_context *ctx, const int32_t *tokens, size_t n, float *out_logits, int all_logits) {
     return guarded([&] {

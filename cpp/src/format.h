@@ -57,6 +57,11 @@ inline constexpr const char *SUFFIX_VALS = ".csr.vals";
 
 inline constexpr const char *KEY_TENSOR_CRC32 = "sqllm.tensor_crc32";
 inline constexpr const char *KV_NAMESPACE = "sqllm.kv.";
+inline constexpr const char *KEY_KV_BITS = "sqllm.kv.bits";
+inline constexpr const char *KEY_KV_OUTLIERS = "sqllm.kv.outliers";
+inline constexpr const char *KEY_KV_SINK = "sqllm.kv.sink";
+inline constexpr const char *KEY_KV_CALIBRATION = "sqllm.kv.calibration";
+inline constexpr const char *KV_TENSOR_PREFIX = "kv.";
 
 inline uint64_t padded_cols(uint64_t cols) { return (cols + kCodeBlock - 1) / kCodeBlock * kCodeBlock; }
 inline uint64_t row_bytes(uint64_t cols, uint32_t bits) { return padded_cols(cols) * bits / 8; }

@@ -171,7 +171,13 @@ Context::Context(const Model &model, const ContextParams &params)
     if (params.n_batch < 1) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "n_batch must be >= 1");
     if (n_ctx_ < 1) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "n_ctx must be >= 1");
     size_t kv = size_t(c.num_layers) * size_t(n_ctx_) * c.num_kv_heads * c.head_dim;
-    if (params.kv_type == KvType::F16) {
+    const KvCalibration &cal = model.file().kv_calibration();
+    const int kv_bits = params.kv_bits == -1 ? (cal.present ? int(cal.bits) : 0) : params.kv_bits;
+    if (kv_bits != 0 && (kv_bits < 2 || kv_bits > 4))
+        throw Error(SQLLM_ERR_INVALID_ARGUMENT, "KV-cache bits must be -1 (the file's choice), 0 (none), 2, 3 or 4; got " + std::to_string(params.kv_bits));
+    if (kv_bits) {
+        qkv_ = std::make_unique<QuantKvCache>(model.file(), n_ctx_, kv_bits, params.kv_method);
+    } else if (params.kv_type == KvType::F16) {
         k16_.resize(kv);
         v16_.resize(kv);
     } else {
@@ -218,6 +224,23 @@ void Context::update_rope_frequencies(int32_t seq_len) {
         }
         inv_freq_[size_t(i)] = float(f);
     }
+    if (qkv_) {
+        // The same angles as rope() computes, for every position of the context.
+        rope_cos_.resize(size_t(n_ctx_) * size_t(half));
+        rope_sin_.resize(size_t(n_ctx_) * size_t(half));
+        for (int32_t p = 0; p < n_ctx_; p++)
+            for (int i = 0; i < half; i++) {
+                float angle = float(p) * inv_freq_[size_t(i)];
+                rope_cos_[size_t(p) * half + i] = std::cos(angle);
+                rope_sin_[size_t(p) * half + i] = std::sin(angle);
+            }
+    }
+}
+
+uint64_t Context::kv_bytes() const {
+    if (qkv_) return qkv_->bytes_used(n_past_);
+    const ModelConfig &c = model_.config();
+    return uint64_t(n_past_) * c.num_layers * c.num_kv_heads * c.head_dim * 2 * (params_.kv_type == KvType::F16 ? 2 : 4);
 }
 
 void Context::rope(float *x, int32_t n, int heads, int32_t pos0) {
@@ -308,6 +331,69 @@ void Context::attention(int layer, int32_t n) {
     });
 }
 
+void Context::store_kv(size_t layer, int32_t n) {
+    const ModelConfig &c = model_.config();
+    const size_t kv_row = size_t(c.num_kv_heads) * c.head_dim;
+    const size_t base = (layer * size_t(n_ctx_) + size_t(n_past_)) * kv_row, count = size_t(n) * kv_row;
+    if (params_.kv_type == KvType::F16) {
+        kernels::fp32_to_fp16_array(k_.data(), k16_.data() + base, int64_t(count));
+        kernels::fp32_to_fp16_array(v_.data(), v16_.data() + base, int64_t(count));
+    } else {
+        std::copy(k_.begin(), k_.begin() + long(count), k32_.begin() + long(base));
+        std::copy(v_.begin(), v_.begin() + long(count), v32_.begin() + long(base));
+    }
+}
+
+void Context::attention_quantized(int layer, int32_t n) {
+    const ModelConfig &c = model_.config();
+    const int D = int(c.head_dim), half = D / 2, Hq = int(c.num_heads), Hkv = int(c.num_kv_heads), group = Hq / Hkv;
+    const float scale = 1.0f / std::sqrt(float(D));
+    const int32_t pos0 = n_past_;
+    const int32_t window = int32_t(c.sliding_window);
+    const size_t per_thread = size_t(group) * size_t(n_ctx_) + 2 * size_t(D);
+    scores_.resize(size_t(pool_.size()) * per_thread);
+    // One task per (token, kv head): each key and value is decoded once for the heads sharing it.
+    pool_.parallel_for(n * Hkv, [&](int task, int thread) {
+        const int32_t t = task / Hkv;
+        const int g = task % Hkv;
+        const int32_t pos = pos0 + t;
+        const int32_t start = window > 0 && pos >= window ? pos - window + 1 : 0;
+        float *s = scores_.data() + size_t(thread) * per_thread;
+        float *kv = s + size_t(group) * size_t(n_ctx_), *rot = kv + D;
+        const float *q = q_.data() + (size_t(t) * Hq + size_t(g) * group) * D;
+        for (int32_t j = start; j <= pos; j++) {
+            qkv_->key(layer, j, g, kv);
+            const float *cs = rope_cos_.data() + size_t(j) * half, *sn = rope_sin_.data() + size_t(j) * half;
+            for (int i = 0; i < half; i++) {
+                rot[i] = kv[i] * cs[i] - kv[i + half] * sn[i];
+                rot[i + half] = kv[i + half] * cs[i] + kv[i] * sn[i];
+            }
+            for (int h = 0; h < group; h++) {
+                float dot = 0.0f;
+                for (int d = 0; d < D; d++) dot += rot[d] * q[size_t(h) * D + d];
+                s[size_t(h) * n_ctx_ + j] = dot * scale;
+            }
+        }
+        for (int h = 0; h < group; h++) {
+            float *sh = s + size_t(h) * n_ctx_;
+            float maxv = -INFINITY, sum = 0.0f;
+            for (int32_t j = start; j <= pos; j++) maxv = std::max(maxv, sh[j]);
+            for (int32_t j = start; j <= pos; j++) sum += sh[j] = std::exp(sh[j] - maxv);
+            for (int32_t j = start; j <= pos; j++) sh[j] /= sum;
+            float *out = att_.data() + (size_t(t) * Hq + size_t(g) * group + h) * D;
+            std::fill(out, out + D, 0.0f);
+        }
+        for (int32_t j = start; j <= pos; j++) {
+            qkv_->value(layer, j, g, kv);
+            for (int h = 0; h < group; h++) {
+                const float w = s[size_t(h) * n_ctx_ + j];
+                float *out = att_.data() + (size_t(t) * Hq + size_t(g) * group + h) * D;
+                for (int d = 0; d < D; d++) out[d] += w * kv[d];
+            }
+        }
+    });
+}
+
 void Context::eval(const int32_t *tokens, int32_t n, float *logits, bool all_logits) {
     if (n <= 0) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "no tokens to evaluate");
     if (int64_t(n_past_) + n > n_ctx_)
@@ -348,16 +434,15 @@ void Context::forward_batch(const int32_t *tokens, int32_t n, float *logits, boo
         matmul(w.k, xn_.data(), n, k_.data());
         matmul(w.v, xn_.data(), n, v_.data());
         rope(q_.data(), n, Hq, n_past_);
-        rope(k_.data(), n, Hkv, n_past_);
-        size_t base = (l * size_t(n_ctx_) + size_t(n_past_)) * kv_row;
-        if (params_.kv_type == KvType::F16) {
-            kernels::fp32_to_fp16_array(k_.data(), k16_.data() + base, int64_t(size_t(n) * kv_row));
-            kernels::fp32_to_fp16_array(v_.data(), v16_.data() + base, int64_t(size_t(n) * kv_row));
+        if (qkv_) {
+            // KVQuant stores keys before RoPE; attention rotates them as it reads them.
+            qkv_->store(int(l), n_past_, n, k_.data(), v_.data());
+            attention_quantized(int(l), n);
         } else {
-            std::copy(k_.begin(), k_.begin() + long(size_t(n) * kv_row), k32_.begin() + long(base));
-            std::copy(v_.begin(), v_.begin() + long(size_t(n) * kv_row), v32_.begin() + long(base));
+            rope(k_.data(), n, Hkv, n_past_);
+            store_kv(l, n);
+            attention(int(l), n);
         }
-        attention(int(l), n);
         matmul(w.o, att_.data(), n, xn_.data());
         for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += xn_[i];
 

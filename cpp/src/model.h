@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kvcache.h"
 #include "sqf.h"
 #include "threadpool.h"
 #include "tokenizer.h"
@@ -59,7 +60,9 @@ struct ContextParams {
     int32_t n_ctx = 0;      // 0: the model's context length
     int32_t n_threads = 0;  // 0: all cores
     int32_t n_batch = 64;   // prompt tokens per forward batch
-    KvType kv_type = KvType::F16;
+    KvType kv_type = KvType::F16;  // of the cache when it is not quantized
+    int kv_bits = 0;                // 2..4: KVQuant cache (SPEC §7); 0: none; -1: the file's choice
+    KvMethod kv_method = KvMethod::Nuq;
 };
 
 // The state of one sequence: KV cache, scratch buffers, thread pool. One thread at a time per
@@ -71,6 +74,9 @@ public:
     int32_t n_past() const { return n_past_; }
     int32_t n_threads() const { return pool_.size(); }
     void reset() { n_past_ = 0; }
+    int kv_bits() const { return qkv_ ? qkv_->bits() : 0; }
+    // Bytes the KV cache holds for the current sequence.
+    uint64_t kv_bytes() const;
     // Runs tokens at positions n_past() .. n_past()+n-1 and appends them to the cache. Writes
     // logits [n][vocab] when all_logits, else only the last token's [vocab]. Throws Error.
     void eval(const int32_t *tokens, int32_t n, float *logits, bool all_logits);
@@ -78,7 +84,9 @@ public:
 private:
     void forward_batch(const int32_t *tokens, int32_t n, float *logits, bool all_logits);
     void matmul(const Matrix &m, const float *x, int32_t n, float *y);
+    void store_kv(size_t layer, int32_t n);
     void attention(int layer, int32_t n);
+    void attention_quantized(int layer, int32_t n);
     void rope(float *x, int32_t n, int heads, int32_t pos0);
     void update_rope_frequencies(int32_t seq_len);
 
@@ -92,6 +100,9 @@ private:
     // KV cache: [layer][position][kv_heads * head_dim], in fp16 (uint16) or fp32.
     std::vector<uint16_t> k16_, v16_;
     std::vector<float> k32_, v32_;
+    // Or the KVQuant cache, whose keys are rotated on reading with the tables [n_ctx][D/2].
+    std::unique_ptr<QuantKvCache> qkv_;
+    std::vector<float> rope_cos_, rope_sin_;
     // Scratch for one batch.
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_;
 };

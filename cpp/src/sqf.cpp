@@ -132,6 +132,7 @@ std::unique_ptr<SqfFile> SqfFile::open(const std::string &path, bool verify) {
     f->parse();
     f->validate_config();
     f->validate_linears();
+    f->validate_kv();
     if (verify) f->verify_checksums();
     return f;
 }
@@ -202,9 +203,6 @@ void SqfFile::parse() {
     if (fv == 0 || fv > kFormatVersion)
         fail(SQLLM_ERR_UNSUPPORTED, "file is format version " + std::to_string(fv) + "; this reader supports up to " +
                                         std::to_string(kFormatVersion) + ": upgrade sqllm");
-    for (const MetaEntry &e : meta_)
-        if (e.key.rfind(KV_NAMESPACE, 0) == 0)
-            fail(SQLLM_ERR_UNSUPPORTED, "key " + printable(e.key) + ": KV-cache quantization data is not supported by this build");
     const MetaEntry *al = find_meta(KEY_ALIGNMENT);
     if (!al || al->type != VT_UINT32) fail(SQLLM_ERR_FORMAT, "missing UINT32 key general.alignment");
     uint32_t alignment = load<uint32_t>(al->raw);
@@ -504,6 +502,69 @@ void SqfFile::validate_linears() {
         expect(p + "mlp.up_proj.weight", I, H);
         expect(p + "mlp.down_proj.weight", H, I);
     }
+}
+
+void SqfFile::validate_kv() {
+    bool any = false;
+    for (const MetaEntry &e : meta_) {
+        if (e.key.rfind(KV_NAMESPACE, 0) != 0) continue;
+        any = true;
+        if (e.key != KEY_KV_BITS && e.key != KEY_KV_OUTLIERS && e.key != KEY_KV_SINK && e.key != KEY_KV_CALIBRATION)
+            fail(SQLLM_ERR_UNSUPPORTED, "key " + printable(e.key) + ": unknown KV-cache quantization data (a newer format?)");
+    }
+    size_t kv_tensors = 0;
+    for (const TensorInfo &t : tensors_) kv_tensors += t.name.rfind(KV_TENSOR_PREFIX, 0) == 0;
+    if (!any && !kv_tensors) return;
+    const MetaEntry *bits = find_meta(KEY_KV_BITS), *outl = find_meta(KEY_KV_OUTLIERS), *sink = find_meta(KEY_KV_SINK);
+    if (!bits || bits->type != VT_UINT32 || !outl || outl->type != VT_FLOAT32 || !sink || sink->type != VT_UINT32)
+        fail(SQLLM_ERR_FORMAT, "KV-cache data needs sqllm.kv.bits (UINT32), sqllm.kv.outliers (FLOAT32) and sqllm.kv.sink (UINT32)");
+    kv_.bits = load<uint32_t>(bits->raw);
+    kv_.outliers = load<float>(outl->raw);
+    kv_.sink = load<uint32_t>(sink->raw);
+    if (kv_.bits < 2 || kv_.bits > 4) fail(SQLLM_ERR_FORMAT, "sqllm.kv.bits = " + std::to_string(kv_.bits) + " is not 2, 3 or 4");
+    if (!(kv_.outliers >= 0.0f && kv_.outliers < 50.0f)) fail(SQLLM_ERR_FORMAT, "sqllm.kv.outliers is not a percent in [0, 50)");
+    if (kv_.sink > config_.context_length) fail(SQLLM_ERR_FORMAT, "sqllm.kv.sink exceeds the context length");
+    if (const MetaEntry *cal = find_meta(KEY_KV_CALIBRATION); cal && cal->type != VT_STRING)
+        fail(SQLLM_ERR_FORMAT, "key sqllm.kv.calibration must be STRING");
+    const uint64_t channels = uint64_t(config_.num_kv_heads) * config_.head_dim;
+    size_t used = 0;
+    auto floats = [&](const std::string &name, uint64_t rows, uint64_t cols) {
+        const TensorInfo *t = find_tensor(name);
+        if (!t) fail(SQLLM_ERR_FORMAT, "KV-cache tensor " + name + " is missing");
+        if (t->type != TYPE_F32) fail(SQLLM_ERR_FORMAT, "tensor " + name + " must be F32");
+        uint64_t want[2] = {rows, cols};
+        bool ok = rows ? t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols : t->n_dims == 1 && t->shape[0] == cols;
+        if (!ok) fail(SQLLM_ERR_FORMAT, "tensor " + name + " has shape " + shape_string(t->shape, t->n_dims) + ", expected " + (rows ? shape_string(want, 2) : shape_string(want + 1, 1)));
+        std::vector<float> v(t->n_elements);
+        std::memcpy(v.data(), t->data, t->n_bytes);
+        for (float x : v)
+            if (!std::isfinite(x)) fail(SQLLM_ERR_FORMAT, "tensor " + name + " holds a NaN or infinity");
+        used++;
+        return v;
+    };
+    auto centroids = [&](const std::string &name, uint32_t b) {
+        std::vector<float> c = floats(name, 0, uint64_t(1) << b);
+        for (size_t i = 0; i < c.size(); i++)
+            if (c[i] < -1.0f || c[i] > 1.0f || (i && c[i] < c[i - 1]))
+                fail(SQLLM_ERR_FORMAT, "tensor " + name + ": centroids must be ascending within [-1, 1]");
+        return c;
+    };
+    kv_.layers.resize(config_.num_layers);
+    for (uint32_t l = 0; l < config_.num_layers; l++) {
+        std::string p = std::string(KV_TENSOR_PREFIX) + std::to_string(l) + ".";
+        KvLayerCalibration &L = kv_.layers[l];
+        std::vector<float> range = floats(p + "key_range", 2, channels);
+        L.key_lo.assign(range.begin(), range.begin() + long(channels));
+        L.key_hi.assign(range.begin() + long(channels), range.end());
+        for (uint64_t ch = 0; ch < channels; ch++)
+            if (!(L.key_lo[ch] <= L.key_hi[ch])) fail(SQLLM_ERR_FORMAT, "tensor " + p + "key_range: lo > hi at channel " + std::to_string(ch));
+        for (uint32_t b = 2; b <= 4; b++) {
+            L.key_centroids[b - 2] = centroids(p + "key_centroids." + std::to_string(b), b);
+            L.value_centroids[b - 2] = centroids(p + "value_centroids." + std::to_string(b), b);
+        }
+    }
+    if (used != kv_tensors) fail(SQLLM_ERR_FORMAT, "the file holds kv.* tensors that SPEC §7 does not define");
+    kv_.present = true;
 }
 
 void SqfFile::verify_checksums() const {

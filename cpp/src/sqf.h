@@ -61,6 +61,20 @@ struct ModelConfig {
     bool tie_embeddings, attention_bias;
 };
 
+// KV-cache quantization data (SPEC §7), copied out of the file.
+struct KvLayerCalibration {
+    std::vector<float> key_lo, key_hi;         // per channel (num_kv_heads * head_dim)
+    std::vector<float> key_centroids[3];       // index bits - 2: 2^bits levels, ascending
+    std::vector<float> value_centroids[3];
+};
+
+struct KvCalibration {
+    bool present = false;
+    uint32_t bits = 0, sink = 0;
+    float outliers = 0.0f;  // percent
+    std::vector<KvLayerCalibration> layers;
+};
+
 class SqfFile {
 public:
     // Throws Error on any failure; the message names the file and the key or tensor.
@@ -75,6 +89,7 @@ public:
     const std::vector<MetaEntry> &metadata() const { return meta_; }
     const std::vector<TensorInfo> &tensors() const { return tensors_; }
     const std::vector<LinearInfo> &linears() const { return linears_; }
+    const KvCalibration &kv_calibration() const { return kv_; }
 
     const MetaEntry *find_meta(std::string_view key) const;
     const TensorInfo *find_tensor(std::string_view name) const;
@@ -93,6 +108,7 @@ private:
     void parse();
     void validate_config();
     void validate_linears();
+    void validate_kv();
     [[noreturn]] void fail(sqllm_status status, const std::string &what) const;
 
     std::string path_;
@@ -106,6 +122,7 @@ private:
     std::vector<LinearInfo> linears_;
     std::unordered_map<std::string_view, size_t> linear_index_;
     ModelConfig config_{};
+    KvCalibration kv_;
 };
 
 uint32_t crc32(const uint8_t *data, uint64_t n, uint32_t crc = 0);

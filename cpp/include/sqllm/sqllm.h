@@ -154,8 +154,13 @@ typedef struct sqllm_context_params {
     int32_t n_ctx;     /* 0: the model's context length */
     int32_t n_threads; /* 0: all cores */
     int32_t n_batch;   /* prompt tokens per forward batch (default 64) */
-    int kv_fp32;       /* non-zero: fp32 KV cache instead of fp16 */
+    int kv_fp32;       /* non-zero: fp32 KV cache instead of fp16 (when not quantized) */
+    int32_t kv_bits;   /* KVQuant cache: -1 (default) the file's choice, none if it holds no KV
+                          calibration; 0 none (fp16/fp32); 2, 3 or 4 bits */
+    int32_t kv_method; /* SQLLM_KV_NUQ (default: the file's calibrated datatype) or SQLLM_KV_UNIFORM */
 } sqllm_context_params;
+
+enum { SQLLM_KV_NUQ = 0, SQLLM_KV_UNIFORM = 1 };
 
 sqllm_context_params sqllm_context_params_default(void);
 sqllm_status sqllm_context_create(const sqllm_model *model, const sqllm_context_params *params, sqllm_context **out_ctx);
@@ -164,6 +169,10 @@ void sqllm_context_free(sqllm_context *ctx);
 sqllm_status sqllm_context_reset(sqllm_context *ctx);
 int32_t sqllm_context_n_past(const sqllm_context *ctx);
 int32_t sqllm_context_n_ctx(const sqllm_context *ctx);
+/* Bits per KV-cache entry when the cache is quantized, else 0. */
+int32_t sqllm_context_kv_bits(const sqllm_context *ctx);
+/* Bytes the KV cache holds for the current sequence (codes, scales, outliers, sink). */
+uint64_t sqllm_context_kv_bytes(const sqllm_context *ctx);
 
 /* Append n tokens to the sequence and compute logits: [n][vocab] when all_logits, else the
  * last token's [vocab]. Fails cleanly (nothing appended) if the context would overflow. */

@@ -1,0 +1,204 @@
+#include "kvcache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "kernels/dispatch.h"
+#include "kernels/fp16.h"
+
+namespace sqllm {
+namespace {
+
+std::vector<float> midpoints(const std::vector<float> &c) {
+    std::vector<float> m(c.size() - 1);
+    for (size_t i = 0; i + 1 < c.size(); i++) m[i] = 0.5f * (c[i] + c[i + 1]);
+    return m;
+}
+
+// The nearest centroid of u: how many midpoints lie strictly below it (a tie goes to the lower).
+inline uint32_t nearest(float u, const std::vector<float> &mid) {
+    uint32_t code = 0;
+    for (float m : mid) code += u > m;
+    return code;
+}
+
+inline void put_code(uint8_t *row, int64_t c, int bits, uint32_t code) {
+    uint64_t bit = uint64_t(c) * uint64_t(bits);
+    uint32_t shifted = code << (bit % 8);
+    row[bit / 8] |= uint8_t(shifted);
+    if (shifted >> 8) row[bit / 8 + 1] |= uint8_t(shifted >> 8);
+}
+
+inline float fp16_round(float x) { return kernels::fp16_to_fp32(kernels::fp32_to_fp16(x)); }
+
+}  // namespace
+
+QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMethod method) : bits_(bits), n_ctx_(n_ctx) {
+    const ModelConfig &c = file.config();
+    const KvCalibration &cal = file.kv_calibration();
+    if (!cal.present)
+        throw Error(SQLLM_ERR_UNSUPPORTED, file.path() + ": the file has no KV-cache calibration "
+                                           "(convert with sqconvert --kv-bits N --calib-data TEXT)");
+    if (bits < 2 || bits > 4) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "KV-cache bits must be 2, 3 or 4, got " + std::to_string(bits));
+    C_ = int64_t(c.num_kv_heads) * c.head_dim;
+    D_ = c.head_dim;
+    if (C_ > 65536) throw Error(SQLLM_ERR_UNSUPPORTED, file.path() + ": more than 65536 KV channels per token");
+    sink_ = int32_t(std::min<uint32_t>(cal.sink, uint32_t(n_ctx)));
+    row_bytes_ = (C_ * bits + 7) / 8 + 1;  // one spare byte: a code is read as two bytes
+    n_value_outliers_ = int64_t(std::floor(double(cal.outliers) * double(C_) / 100.0 + 0.5));
+    std::vector<float> uniform(size_t(1) << bits);
+    for (size_t i = 0; i < uniform.size(); i++) uniform[i] = float(-1.0 + 2.0 * double(i) / double(uniform.size() - 1));
+    layers_.resize(c.num_layers);
+    for (uint32_t l = 0; l < c.num_layers; l++) {
+        const KvLayerCalibration &k = cal.layers[l];
+        Layer &L = layers_[l];
+        L.key_lo = k.key_lo;
+        L.key_hi = k.key_hi;
+        L.key_zero.resize(size_t(C_));
+        L.key_scale.resize(size_t(C_));
+        for (int64_t ch = 0; ch < C_; ch++) {
+            L.key_zero[size_t(ch)] = 0.5f * (k.key_lo[size_t(ch)] + k.key_hi[size_t(ch)]);
+            L.key_scale[size_t(ch)] = 0.5f * (k.key_hi[size_t(ch)] - k.key_lo[size_t(ch)]);
+        }
+        L.kcent = method == KvMethod::Nuq ? k.key_centroids[bits - 2] : uniform;
+        L.vcent = method == KvMethod::Nuq ? k.value_centroids[bits - 2] : uniform;
+        L.kmid = midpoints(L.kcent);
+        L.vmid = midpoints(L.vcent);
+        L.kcodes.resize(size_t(n_ctx) * size_t(row_bytes_));
+        L.vcodes.resize(size_t(n_ctx) * size_t(row_bytes_));
+        L.vrange.resize(size_t(n_ctx) * 2);
+        L.koff.assign(size_t(n_ctx) + 1, 0);
+        L.voff.assign(size_t(n_ctx) + 1, 0);
+        L.ksink.resize(size_t(sink_) * size_t(C_));
+        L.vsink.resize(size_t(sink_) * size_t(C_));
+    }
+    order_.resize(size_t(C_));
+}
+
+void QuantKvCache::store(int layer, int32_t pos0, int32_t n, const float *k, const float *v) {
+    Layer &L = layers_[size_t(layer)];
+    for (int32_t t = 0; t < n; t++) {
+        const int32_t pos = pos0 + t;
+        const float *kt = k + size_t(t) * size_t(C_), *vt = v + size_t(t) * size_t(C_);
+        // Outlier lists are appended in position order; rewriting a position drops what followed.
+        L.kidx.resize(L.koff[size_t(pos)]);
+        L.kval.resize(L.koff[size_t(pos)]);
+        L.vidx.resize(L.voff[size_t(pos)]);
+        L.vval.resize(L.voff[size_t(pos)]);
+        if (pos < sink_) {
+            kernels::fp32_to_fp16_array(kt, L.ksink.data() + size_t(pos) * size_t(C_), C_);
+            kernels::fp32_to_fp16_array(vt, L.vsink.data() + size_t(pos) * size_t(C_), C_);
+        } else {
+            store_key(L, pos, kt);
+            store_value(L, pos, vt);
+        }
+        L.koff[size_t(pos) + 1] = uint32_t(L.kidx.size());
+        L.voff[size_t(pos) + 1] = uint32_t(L.vidx.size());
+    }
+}
+
+void QuantKvCache::store_key(Layer &L, int32_t pos, const float *k) {
+    uint8_t *row = L.kcodes.data() + size_t(pos) * size_t(row_bytes_);
+    std::memset(row, 0, size_t(row_bytes_));
+    for (int64_t ch = 0; ch < C_; ch++) {
+        const float x = k[ch], scale = L.key_scale[size_t(ch)];
+        const float u = scale > 0.0f ? (x - L.key_zero[size_t(ch)]) / scale : 0.0f;
+        put_code(row, ch, bits_, nearest(u, L.kmid));
+        if (!(x >= L.key_lo[size_t(ch)] && x <= L.key_hi[size_t(ch)])) {
+            L.kidx.push_back(uint16_t(ch));
+            L.kval.push_back(kernels::fp32_to_fp16(x));
+        }
+    }
+}
+
+void QuantKvCache::store_value(Layer &L, int32_t pos, const float *v) {
+    // Outliers: the n largest magnitudes, of equal ones the lower index first.
+    const int64_t n_out = n_value_outliers_;
+    for (int64_t i = 0; i < C_; i++) order_[size_t(i)] = int32_t(i);
+    auto larger = [&](int32_t a, int32_t b) {
+        float fa = std::fabs(v[a]), fb = std::fabs(v[b]);
+        return fa > fb || (fa == fb && a < b);
+    };
+    std::partial_sort(order_.begin(), order_.begin() + n_out, order_.end(), larger);
+    std::sort(order_.begin(), order_.begin() + n_out);
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = n_out; i < C_; i++) {
+        float x = v[order_[size_t(i)]];
+        lo = std::min(lo, x);
+        hi = std::max(hi, x);
+    }
+    if (n_out == C_) lo = hi = 0.0f;
+    const uint16_t zero16 = kernels::fp32_to_fp16(0.5f * (lo + hi)), scale16 = kernels::fp32_to_fp16(0.5f * (hi - lo));
+    const float zero = kernels::fp16_to_fp32(zero16), scale = kernels::fp16_to_fp32(scale16);
+    L.vrange[size_t(pos) * 2] = zero16;
+    L.vrange[size_t(pos) * 2 + 1] = scale16;
+    uint8_t *row = L.vcodes.data() + size_t(pos) * size_t(row_bytes_);
+    std::memset(row, 0, size_t(row_bytes_));
+    for (int64_t ch = 0; ch < C_; ch++) {
+        const float u = scale > 0.0f ? (v[ch] - zero) / scale : 0.0f;
+        put_code(row, ch, bits_, nearest(u, L.vmid));
+    }
+    for (int64_t i = 0; i < n_out; i++) {
+        int32_t ch = order_[size_t(i)];
+        L.vidx.push_back(uint16_t(ch));
+        L.vval.push_back(kernels::fp32_to_fp16(v[ch]));
+    }
+}
+
+void QuantKvCache::decode(const uint8_t *codes, const std::vector<float> &centroids, int64_t c0, int64_t n, float *out) const {
+    const uint32_t mask = (1u << bits_) - 1;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t bit = uint64_t(c0 + i) * uint64_t(bits_);
+        uint32_t word = uint32_t(codes[bit / 8]) | uint32_t(codes[bit / 8 + 1]) << 8;
+        out[i] = centroids[(word >> (bit % 8)) & mask];
+    }
+}
+
+void QuantKvCache::key(int layer, int32_t pos, int head, float *out) const {
+    const Layer &L = layers_[size_t(layer)];
+    const int64_t c0 = int64_t(head) * D_;
+    if (pos < sink_) {
+        kernels::fp16_to_fp32_array(L.ksink.data() + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
+        return;
+    }
+    decode(L.kcodes.data() + size_t(pos) * size_t(row_bytes_), L.kcent, c0, D_, out);
+    for (int64_t d = 0; d < D_; d++) out[d] = L.key_zero[size_t(c0 + d)] + L.key_scale[size_t(c0 + d)] * out[d];
+    for (uint32_t i = L.koff[size_t(pos)]; i < L.koff[size_t(pos) + 1]; i++) {
+        int64_t ch = L.kidx[i];
+        if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(L.kval[i]);
+    }
+}
+
+void QuantKvCache::value(int layer, int32_t pos, int head, float *out) const {
+    const Layer &L = layers_[size_t(layer)];
+    const int64_t c0 = int64_t(head) * D_;
+    if (pos < sink_) {
+        kernels::fp16_to_fp32_array(L.vsink.data() + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
+        return;
+    }
+    decode(L.vcodes.data() + size_t(pos) * size_t(row_bytes_), L.vcent, c0, D_, out);
+    const float zero = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2]), scale = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2 + 1]);
+    for (int64_t d = 0; d < D_; d++) out[d] = zero + scale * out[d];
+    for (uint32_t i = L.voff[size_t(pos)]; i < L.voff[size_t(pos) + 1]; i++) {
+        int64_t ch = L.vidx[i];
+        if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(L.vval[i]);
+    }
+}
+
+uint64_t QuantKvCache::bytes_used(int32_t n_tokens) const {
+    const uint64_t n = uint64_t(std::max(0, std::min(n_tokens, n_ctx_)));
+    const uint64_t sink = std::min<uint64_t>(n, uint64_t(sink_)), rest = n - sink;
+    const uint64_t packed = (uint64_t(C_) * uint64_t(bits_) + 7) / 8;
+    uint64_t total = 0;
+    for (const Layer &L : layers_) {
+        total += sink * uint64_t(C_) * 2 * 2;                      // fp16 keys and values
+        total += rest * (2 * packed + 2 * 2);                      // codes, value zero and scale
+        total += n * 2 * 4;                                        // outlier offsets
+        total += (uint64_t(L.koff[n]) + uint64_t(L.voff[n])) * 4;  // outliers: index and fp16 value
+    }
+    return total;
+}
+
+}  // namespace sqllm

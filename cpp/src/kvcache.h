@@ -1,0 +1,57 @@
+// The KVQuant cache (SPEC §7): keys quantized per channel before RoPE, values per token, each
+// entry coded as the nearest of 2^bits centroids of its normalized value; outliers kept exactly
+// in fp16 as a per-token sparse list; the first `sink` positions kept whole in fp16.
+// converter/kvquant.py holds the numpy reference this must agree with.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "sqf.h"
+
+namespace sqllm {
+
+enum class KvMethod { Nuq, Uniform };
+
+class QuantKvCache {
+public:
+    // Throws Error when the file has no calibration or the model cannot use it.
+    QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMethod method);
+
+    int bits() const { return bits_; }
+    int32_t sink() const { return sink_; }
+    int64_t channels() const { return C_; }
+    int64_t head_dim() const { return D_; }
+    int n_layers() const { return int(layers_.size()); }
+    int32_t n_ctx() const { return n_ctx_; }
+
+    // Quantizes n tokens' keys (pre-RoPE) and values, [n][channels], into positions pos0 ...
+    void store(int layer, int32_t pos0, int32_t n, const float *k, const float *v);
+    // Dequantizes channels [head*D, head*D + D) of position pos into out[D].
+    void key(int layer, int32_t pos, int head, float *out) const;
+    void value(int layer, int32_t pos, int head, float *out) const;
+    // Bytes the cache holds for positions [0, n_tokens): codes, scales, outliers, sink.
+    uint64_t bytes_used(int32_t n_tokens) const;
+
+private:
+    struct Layer {
+        std::vector<float> key_lo, key_hi, key_zero, key_scale;  // per channel
+        std::vector<float> kcent, vcent, kmid, vmid;  // centroids and the midpoints between them
+        std::vector<uint8_t> kcodes, vcodes;     // [n_ctx][row_bytes]
+        std::vector<uint16_t> vrange;            // [n_ctx][2]: fp16 zero, scale of each token's values
+        std::vector<uint32_t> koff, voff;        // [n_ctx + 1]: outliers of position p are [off[p], off[p+1])
+        std::vector<uint16_t> kidx, kval, vidx, vval;
+        std::vector<uint16_t> ksink, vsink;      // [sink][channels] fp16
+    };
+    void store_key(Layer &L, int32_t pos, const float *k);
+    void store_value(Layer &L, int32_t pos, const float *v);
+    void decode(const uint8_t *codes, const std::vector<float> &centroids, int64_t c0, int64_t n, float *out) const;
+
+    int bits_;
+    int32_t n_ctx_, sink_;
+    int64_t C_, D_, row_bytes_, n_value_outliers_;
+    std::vector<Layer> layers_;
+    std::vector<int32_t> order_;                      // scratch for the value outliers
+};
+
+}  // namespace sqllm
