@@ -31,7 +31,13 @@ inline void put_code(uint8_t *row, int64_t c, int bits, uint32_t code) {
     if (shifted >> 8) row[bit / 8 + 1] |= uint8_t(shifted >> 8);
 }
 
-inline float fp16_round(float x) { return kernels::fp16_to_fp32(kernels::fp32_to_fp16(x)); }
+// Code `c` of a packed row (LSB-first bit stream, as the weights' codes; SPEC §4).
+inline uint32_t code_at(const uint8_t *row, int64_t c, int bits) {
+    uint64_t bit = uint64_t(c) * uint64_t(bits);
+    uint32_t word = uint32_t(row[bit / 8]) | uint32_t(row[bit / 8 + 1]) << 8;
+    return (word >> (bit % 8)) & ((1u << bits) - 1);
+}
+
 
 }  // namespace
 
@@ -65,6 +71,10 @@ QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMetho
         L.kcent = method == KvMethod::Nuq ? k.key_centroids[bits - 2] : uniform;
         L.vcent = method == KvMethod::Nuq ? k.value_centroids[bits - 2] : uniform;
         L.kmid = midpoints(L.kcent);
+        L.ktable.resize(size_t(C_) << bits);
+        for (int64_t ch = 0; ch < C_; ch++)
+            for (size_t q = 0; q < L.kcent.size(); q++)
+                L.ktable[(size_t(ch) << bits) + q] = L.key_zero[size_t(ch)] + L.key_scale[size_t(ch)] * L.kcent[q];
         L.vmid = midpoints(L.vcent);
         L.kcodes.resize(size_t(n_ctx) * size_t(row_bytes_));
         L.vcodes.resize(size_t(n_ctx) * size_t(row_bytes_));
@@ -147,15 +157,6 @@ void QuantKvCache::store_value(Layer &L, int32_t pos, const float *v) {
     }
 }
 
-void QuantKvCache::decode(const uint8_t *codes, const std::vector<float> &centroids, int64_t c0, int64_t n, float *out) const {
-    const uint32_t mask = (1u << bits_) - 1;
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t bit = uint64_t(c0 + i) * uint64_t(bits_);
-        uint32_t word = uint32_t(codes[bit / 8]) | uint32_t(codes[bit / 8 + 1]) << 8;
-        out[i] = centroids[(word >> (bit % 8)) & mask];
-    }
-}
-
 void QuantKvCache::key(int layer, int32_t pos, int head, float *out) const {
     const Layer &L = layers_[size_t(layer)];
     const int64_t c0 = int64_t(head) * D_;
@@ -163,8 +164,8 @@ void QuantKvCache::key(int layer, int32_t pos, int head, float *out) const {
         kernels::fp16_to_fp32_array(L.ksink.data() + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
         return;
     }
-    decode(L.kcodes.data() + size_t(pos) * size_t(row_bytes_), L.kcent, c0, D_, out);
-    for (int64_t d = 0; d < D_; d++) out[d] = L.key_zero[size_t(c0 + d)] + L.key_scale[size_t(c0 + d)] * out[d];
+    const uint8_t *codes = L.kcodes.data() + size_t(pos) * size_t(row_bytes_);
+    for (int64_t d = 0; d < D_; d++) out[d] = L.ktable[(size_t(c0 + d) << bits_) + code_at(codes, c0 + d, bits_)];
     for (uint32_t i = L.koff[size_t(pos)]; i < L.koff[size_t(pos) + 1]; i++) {
         int64_t ch = L.kidx[i];
         if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(L.kval[i]);
@@ -178,9 +179,9 @@ void QuantKvCache::value(int layer, int32_t pos, int head, float *out) const {
         kernels::fp16_to_fp32_array(L.vsink.data() + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
         return;
     }
-    decode(L.vcodes.data() + size_t(pos) * size_t(row_bytes_), L.vcent, c0, D_, out);
+    const uint8_t *codes = L.vcodes.data() + size_t(pos) * size_t(row_bytes_);
     const float zero = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2]), scale = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2 + 1]);
-    for (int64_t d = 0; d < D_; d++) out[d] = zero + scale * out[d];
+    for (int64_t d = 0; d < D_; d++) out[d] = zero + scale * L.vcent[code_at(codes, c0 + d, bits_)];
     for (uint32_t i = L.voff[size_t(pos)]; i < L.voff[size_t(pos) + 1]; i++) {
         int64_t ch = L.vidx[i];
         if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(L.vval[i]);

@@ -37,6 +37,7 @@ private:
     struct Layer {
         std::vector<float> key_lo, key_hi, key_zero, key_scale;  // per channel
         std::vector<float> kcent, vcent, kmid, vmid;  // centroids and the midpoints between them
+        std::vector<float> ktable;                    // [channel][code]: the dequantized key
         std::vector<uint8_t> kcodes, vcodes;     // [n_ctx][row_bytes]
         std::vector<uint16_t> vrange;            // [n_ctx][2]: fp16 zero, scale of each token's values
         std::vector<uint32_t> koff, voff;        // [n_ctx + 1]: outliers of position p are [off[p], off[p+1])
@@ -45,7 +46,6 @@ private:
     };
     void store_key(Layer &L, int32_t pos, const float *k);
     void store_value(Layer &L, int32_t pos, const float *v);
-    void decode(const uint8_t *codes, const std::vector<float> &centroids, int64_t c0, int64_t n, float *out) const;
 
     int bits_;
     int32_t n_ctx_, sink_;

@@ -348,48 +348,75 @@ void Context::attention_quantized(int layer, int32_t n) {
     const ModelConfig &c = model_.config();
     const int D = int(c.head_dim), half = D / 2, Hq = int(c.num_heads), Hkv = int(c.num_kv_heads), group = Hq / Hkv;
     const float scale = 1.0f / std::sqrt(float(D));
-    const int32_t pos0 = n_past_;
-    const int32_t window = int32_t(c.sliding_window);
-    const size_t per_thread = size_t(group) * size_t(n_ctx_) + 2 * size_t(D);
-    scores_.resize(size_t(pool_.size()) * per_thread);
-    // One task per (token, kv head): each key and value is decoded once for the heads sharing it.
-    pool_.parallel_for(n * Hkv, [&](int task, int thread) {
-        const int32_t t = task / Hkv;
-        const int g = task % Hkv;
-        const int32_t pos = pos0 + t;
-        const int32_t start = window > 0 && pos >= window ? pos - window + 1 : 0;
-        float *s = scores_.data() + size_t(thread) * per_thread;
-        float *kv = s + size_t(group) * size_t(n_ctx_), *rot = kv + D;
-        const float *q = q_.data() + (size_t(t) * Hq + size_t(g) * group) * D;
-        for (int32_t j = start; j <= pos; j++) {
+    const int32_t pos0 = n_past_, end = pos0 + n, window = int32_t(c.sliding_window);
+    auto first = [&](int32_t pos) { return window > 0 && pos >= window ? pos - window + 1 : 0; };
+    // The batch reads positions [lo, end). Each key and value is decoded once per batch and kv
+    // head, in chunks of positions spread over the threads; each chunk accumulates its share of
+    // the outputs, summed at the end.
+    const int32_t lo = first(pos0), span = end - lo;
+    const int n_chunks = std::max(1, std::min(int((span + 31) / 32), 4 * pool_.size()));
+    const int32_t chunk = (span + n_chunks - 1) / n_chunks;
+    const size_t out_size = size_t(n) * Hq * D;
+    scores_.resize(size_t(n) * Hq * size_t(span));
+    partial_.resize(size_t(n_chunks) * out_size);
+    decoded_.resize(size_t(pool_.size()) * 2 * D);
+    auto tokens_reading = [&](int32_t j, int32_t &t0, int32_t &t1) {  // the batch tokens that attend to j
+        t0 = std::max(0, j - pos0);
+        t1 = window > 0 ? std::min(n, j + window - pos0) : n;
+    };
+    pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
+        const int g = task / n_chunks;
+        const int32_t j0 = lo + task % n_chunks * chunk, j1 = std::min(end, j0 + chunk);
+        float *kv = decoded_.data() + size_t(thread) * 2 * D, *rot = kv + D;
+        for (int32_t j = j0; j < j1; j++) {
             qkv_->key(layer, j, g, kv);
             const float *cs = rope_cos_.data() + size_t(j) * half, *sn = rope_sin_.data() + size_t(j) * half;
             for (int i = 0; i < half; i++) {
                 rot[i] = kv[i] * cs[i] - kv[i + half] * sn[i];
                 rot[i + half] = kv[i + half] * cs[i] + kv[i] * sn[i];
             }
-            for (int h = 0; h < group; h++) {
-                float dot = 0.0f;
-                for (int d = 0; d < D; d++) dot += rot[d] * q[size_t(h) * D + d];
-                s[size_t(h) * n_ctx_ + j] = dot * scale;
-            }
+            int32_t t0, t1;
+            tokens_reading(j, t0, t1);
+            for (int32_t t = t0; t < t1; t++)
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    const float *q = q_.data() + (size_t(t) * Hq + h) * D;
+                    float dot = 0.0f;
+                    for (int d = 0; d < D; d++) dot += rot[d] * q[d];
+                    scores_[(size_t(t) * Hq + h) * span + size_t(j - lo)] = dot * scale;
+                }
         }
-        for (int h = 0; h < group; h++) {
-            float *sh = s + size_t(h) * n_ctx_;
-            float maxv = -INFINITY, sum = 0.0f;
-            for (int32_t j = start; j <= pos; j++) maxv = std::max(maxv, sh[j]);
-            for (int32_t j = start; j <= pos; j++) sum += sh[j] = std::exp(sh[j] - maxv);
-            for (int32_t j = start; j <= pos; j++) sh[j] /= sum;
-            float *out = att_.data() + (size_t(t) * Hq + size_t(g) * group + h) * D;
-            std::fill(out, out + D, 0.0f);
+    });
+    pool_.parallel_for(n * Hq, [&](int task, int) {
+        const int32_t pos = pos0 + task / Hq;
+        float *s = scores_.data() + size_t(task) * span - lo;
+        float maxv = -INFINITY, sum = 0.0f;
+        for (int32_t j = first(pos); j <= pos; j++) maxv = std::max(maxv, s[j]);
+        for (int32_t j = first(pos); j <= pos; j++) sum += s[j] = std::exp(s[j] - maxv);
+        for (int32_t j = first(pos); j <= pos; j++) s[j] /= sum;
+    });
+    pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
+        const int g = task / n_chunks, ch = task % n_chunks;
+        const int32_t j0 = lo + ch * chunk, j1 = std::min(end, j0 + chunk);
+        float *acc = partial_.data() + size_t(ch) * out_size, *v = decoded_.data() + size_t(thread) * 2 * D;
+        for (int32_t t = 0; t < n; t++) std::fill_n(acc + (size_t(t) * Hq + size_t(g) * group) * D, size_t(group) * D, 0.0f);
+        for (int32_t j = j0; j < j1; j++) {
+            qkv_->value(layer, j, g, v);
+            int32_t t0, t1;
+            tokens_reading(j, t0, t1);
+            for (int32_t t = t0; t < t1; t++)
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    const float w = scores_[(size_t(t) * Hq + h) * span + size_t(j - lo)];
+                    float *out = acc + (size_t(t) * Hq + h) * D;
+                    for (int d = 0; d < D; d++) out[d] += w * v[d];
+                }
         }
-        for (int32_t j = start; j <= pos; j++) {
-            qkv_->value(layer, j, g, kv);
-            for (int h = 0; h < group; h++) {
-                const float w = s[size_t(h) * n_ctx_ + j];
-                float *out = att_.data() + (size_t(t) * Hq + size_t(g) * group + h) * D;
-                for (int d = 0; d < D; d++) out[d] += w * kv[d];
-            }
+    });
+    pool_.parallel_for(n * Hq, [&](int task, int) {
+        float *out = att_.data() + size_t(task) * D;
+        std::fill_n(out, D, 0.0f);
+        for (int ch = 0; ch < n_chunks; ch++) {
+            const float *p = partial_.data() + size_t(ch) * out_size + size_t(task) * D;
+            for (int d = 0; d < D; d++) out[d] += p[d];
         }
     });
 }

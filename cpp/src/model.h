@@ -102,7 +102,7 @@ private:
     std::vector<float> k32_, v32_;
     // Or the KVQuant cache, whose keys are rotated on reading with the tables [n_ctx][D/2].
     std::unique_ptr<QuantKvCache> qkv_;
-    std::vector<float> rope_cos_, rope_sin_;
+    std::vector<float> rope_cos_, rope_sin_, partial_, decoded_;
     // Scratch for one batch.
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_;
 };
