@@ -17,6 +17,23 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 SUBCOMMANDS = ("convert", "inspect", "dequant", "eval", "fisher")
 
 
+def _keep_freed_memory() -> None:
+    """Serve large arrays from glibc's heap instead of fresh mmaps. The converter allocates and
+    frees arrays of hundreds of MB per tensor; from mmap each one is page-faulted in again, which
+    on some virtual machines costs more system time than the quantization itself. Peak RSS is
+    unchanged in kind (freed memory is reused, not returned). A no-op where libc is not glibc."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    mallopt(M_MMAP_MAX, 0)
+    mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+
+
 def _fail(e: Exception) -> None:
     typer.echo(f"error: {e}", err=True)
     raise typer.Exit(1)
@@ -63,6 +80,8 @@ def convert(
 ) -> None:
     """Quantize MODEL into OUTPUT (.sqf)."""
     from .convert import KvOptions, convert as run_convert
+
+    _keep_freed_memory()
     from .quantize import Recipe
 
     if threads is not None:

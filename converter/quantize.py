@@ -9,9 +9,9 @@ import numpy as np
 
 from sqllm.formats import constants as C
 from sqllm.formats.errors import ConversionError
-from sqllm.formats.packing import pack_codes
 
 from .kmeans import weighted_kmeans_rows
+from .pack_fast import pack_codes_fast
 from .rtn import rtn_rows
 from .sparse import select_sparse, to_csr
 
@@ -111,4 +111,4 @@ def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, bits: i
     csr = None
     if sparse is not None and sparse.any():
         csr = to_csr(sparse, W)
-    return QuantizedLinear(pack_codes(codes, bits), lut.astype(np.float16), csr, bits, group_size, cols, objective)
+    return QuantizedLinear(pack_codes_fast(codes, bits), lut.astype(np.float16), csr, bits, group_size, cols, objective)

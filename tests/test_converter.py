@@ -91,6 +91,18 @@ def test_dense_and_sparse_is_exact_and_counts_match(conversions):
         assert (np.abs(W[rows, cols]) >= threshold).sum() >= k
 
 
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 31), (5, 32), (7, 100), (64, 4096)])
+def test_parallel_packing_equals_the_reference(bits, shape):
+    from sqllm.converter.pack_fast import pack_codes_fast
+    from sqllm.formats import pack_codes
+    codes = np.random.default_rng(bits).integers(0, 1 << bits, shape).astype(np.uint8)
+    np.testing.assert_array_equal(pack_codes_fast(codes, bits), pack_codes(codes, bits))
+    if bits < 8:
+        with pytest.raises(ValueError, match="does not fit"):
+            pack_codes_fast(np.full((2, 3), 1 << bits, np.uint8), bits)
+
+
 def test_dense_only(tmp_path, stories_fisher):
     f = tmp_path / "dense.sqf"
     sqconvert(STORIES, "-o", f, "--outliers", 0, "--sensitive", 0, "--fisher", stories_fisher, "--quiet")

@@ -57,6 +57,30 @@ int main() {
         sqllm_tensor_info t;
         check(sqllm_model_find_tensor(model, "model.norm.weight", &t) == SQLLM_OK && t.type == SQLLM_TENSOR_F32 && t.shape[0] == 32, "find tensor");
         check(sqllm_model_tensor(model, 100000, &t) == SQLLM_ERR_INVALID_ARGUMENT, "tensor index out of range");
+
+        // KV cache parameters: golden.sqf has no KV calibration.
+        sqllm_context_params cp = sqllm_context_params_default();
+        sqllm_context *ctx = nullptr;
+        check(cp.kv_bits == -1 && cp.kv_method == SQLLM_KV_NUQ, "KV defaults: the file's choice");
+        check(sqllm_context_create(model, &cp, &ctx) == SQLLM_OK && sqllm_context_kv_bits(ctx) == 0, "no calibration: fp16 cache");
+        if (ctx) {
+            int32_t ids[3] = {1, 2, 3};
+            std::vector<float> logits(cfg.vocab_size);
+            check(sqllm_eval(ctx, ids, 3, logits.data(), 0) == SQLLM_OK, "eval");
+            check(sqllm_context_kv_bytes(ctx) == uint64_t(3) * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 2 * 2,
+                  "fp16 cache bytes: tokens x layers x channels x K,V x 2");
+            sqllm_context_free(ctx);
+        }
+        cp.kv_bits = 3;
+        ctx = nullptr;
+        check(sqllm_context_create(model, &cp, &ctx) == SQLLM_ERR_UNSUPPORTED && ctx == nullptr &&
+                  std::strstr(sqllm_last_error(), "golden.sqf: the file has no KV-cache calibration") != nullptr,
+              "kv_bits without calibration is refused, naming the file");
+        cp.kv_bits = 5;
+        check(sqllm_context_create(model, &cp, &ctx) == SQLLM_ERR_INVALID_ARGUMENT, "kv_bits 5 is refused");
+        cp.kv_bits = 0;
+        cp.kv_method = 7;
+        check(sqllm_context_create(model, &cp, &ctx) == SQLLM_ERR_INVALID_ARGUMENT, "unknown kv_method is refused");
         sqllm_model_free(model);
     }
     check(sqllm_model_load(nullptr, nullptr, &model) == SQLLM_ERR_INVALID_ARGUMENT, "NULL path");
