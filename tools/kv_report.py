@@ -97,20 +97,22 @@ def main() -> None:
     windows = "all windows" if args.windows is None else f"first {args.windows} windows"
     lines = [
         f"{text_name} perplexity through the runtime, fp16 weights, KV calibration on 16 x 512 tokens of "
-        f"tinystories_train.txt (conversion {convert_s:.0f} s); ctx 512 ({windows}) and ctx {long_ctx} "
-        f"(first {args.long_windows} window{'s' if args.long_windows > 1 else ''}); bytes/token measured over the "
+        f"tinystories_train.txt (conversion {convert_s:.0f} s); ctx 512 ({windows})"
+        + (f" and ctx {long_ctx} (first {args.long_windows} window{'s' if args.long_windows > 1 else ''})" if long_ctx > 512 else "")
+        + f"; bytes/token measured over the "
         f"last ctx-512 window; decode after {len(ids)} tokens of context, {args.decode_tokens} tokens, "
         f"{args.threads or 'all'} threads. Regenerate: `python tools/kv_report.py --model {args.model}"
         f"{'' if args.windows is None else f' --windows {args.windows}'}"
         f"{'' if args.long_ctx is None else f' --long-ctx {args.long_ctx}'}`",
         "",
-        f"| KV cache | ppl ctx 512 | ppl ctx {long_ctx} | bytes/token | vs fp16 | context in {args.budget_gib:g} GiB | decode tok/s | decode vs fp16 |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| KV cache | ppl ctx 512 |{f' ppl ctx {long_ctx} |' if long_ctx > 512 else ''} bytes/token | vs fp16 | "
+        f"context in {args.budget_gib:g} GiB | decode tok/s | decode vs fp16 |",
+        "|---|---|" + ("---|" if long_ctx > 512 else "") + "---|---|---|---|---|",
     ]
     for label, ppl, ppl_long, per_token, speed in rows:
         sp = "" if speed is None else f"{speed:.2f}"
         ratio = "" if speed is None else f"{speed / base[4]:.2f}x"
-        lines.append(f"| {label} | {ppl:.4f} | {ppl_long:.4f} | {per_token:.0f} | {base[3] / per_token:.2f}x | "
+        lines.append(f"| {label} | {ppl:.4f} |{f' {ppl_long:.4f} |' if long_ctx > 512 else ''} {per_token:.0f} | {base[3] / per_token:.2f}x | "
                      f"{int(budget // per_token)} | {sp} | {ratio} |")
     # The same cache at LLaMA-7B's shapes (32 layers, 4096 channels), at the nominal outlier rate.
     per = {b: C.kv_bytes_per_token(4096, 32, b, 0.0 if b == 16 else 1.0) for b in (16, 4, 3, 2)}

@@ -38,6 +38,26 @@ inline uint32_t code_at(const uint8_t *row, int64_t c, int bits) {
     return (word >> (bit % 8)) & ((1u << bits) - 1);
 }
 
+// Codes [c0, c0 + n) of a row when both are multiples of 8: each 8 codes are B whole bytes,
+// read as one little-endian word (rows carry 3 spare bytes for the last one).
+template <int B>
+void unpack8(const uint8_t *row, int64_t c0, int64_t n, uint8_t *out) {
+    const uint8_t *p = row + c0 / 8 * B;
+    for (int64_t i = 0; i < n; i += 8, p += B) {
+        const uint32_t w = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+        for (int k = 0; k < 8; k++) out[i + k] = uint8_t((w >> (k * B)) & ((1u << B) - 1));
+    }
+}
+
+void unpack(const uint8_t *row, int64_t c0, int64_t n, int bits, uint8_t *out) {
+    if (c0 % 8 == 0 && n % 8 == 0) {
+        if (bits == 2) return unpack8<2>(row, c0, n, out);
+        if (bits == 3) return unpack8<3>(row, c0, n, out);
+        if (bits == 4) return unpack8<4>(row, c0, n, out);
+    }
+    for (int64_t i = 0; i < n; i++) out[i] = uint8_t(code_at(row, c0 + i, bits));
+}
+
 
 }  // namespace
 
@@ -50,9 +70,10 @@ QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMetho
     if (bits < 2 || bits > 4) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "KV-cache bits must be 2, 3 or 4, got " + std::to_string(bits));
     C_ = int64_t(c.num_kv_heads) * c.head_dim;
     D_ = c.head_dim;
+    if (D_ > kMaxHeadDim) throw Error(SQLLM_ERR_UNSUPPORTED, file.path() + ": head_dim above " + std::to_string(kMaxHeadDim) + " with a quantized KV cache");
     if (C_ > 65536) throw Error(SQLLM_ERR_UNSUPPORTED, file.path() + ": more than 65536 KV channels per token");
     sink_ = int32_t(std::min<uint32_t>(cal.sink, uint32_t(n_ctx)));
-    row_bytes_ = (C_ * bits + 7) / 8 + 1;  // one spare byte: a code is read as two bytes
+    row_bytes_ = (C_ * bits + 7) / 8 + 3;  // spare bytes: codes are read as 16- or 32-bit words
     n_value_outliers_ = int64_t(std::floor(double(cal.outliers) * double(C_) / 100.0 + 0.5));
     std::vector<float> uniform(size_t(1) << bits);
     for (size_t i = 0; i < uniform.size(); i++) uniform[i] = float(-1.0 + 2.0 * double(i) / double(uniform.size() - 1));
@@ -164,8 +185,10 @@ void QuantKvCache::key(int layer, int32_t pos, int head, float *out) const {
         kernels::fp16_to_fp32_array(L.ksink.data() + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
         return;
     }
-    const uint8_t *codes = L.kcodes.data() + size_t(pos) * size_t(row_bytes_);
-    for (int64_t d = 0; d < D_; d++) out[d] = L.ktable[(size_t(c0 + d) << bits_) + code_at(codes, c0 + d, bits_)];
+    uint8_t codes[kMaxHeadDim];
+    unpack(L.kcodes.data() + size_t(pos) * size_t(row_bytes_), c0, D_, bits_, codes);
+    const float *table = L.ktable.data() + (size_t(c0) << bits_);
+    for (int64_t d = 0; d < D_; d++) out[d] = table[(size_t(d) << bits_) + codes[d]];
     for (uint32_t i = L.koff[size_t(pos)]; i < L.koff[size_t(pos) + 1]; i++) {
         int64_t ch = L.kidx[i];
         if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(L.kval[i]);
@@ -179,9 +202,10 @@ void QuantKvCache::value(int layer, int32_t pos, int head, float *out) const {
         kernels::fp16_to_fp32_array(L.vsink.data() + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
         return;
     }
-    const uint8_t *codes = L.vcodes.data() + size_t(pos) * size_t(row_bytes_);
+    uint8_t codes[kMaxHeadDim];
+    unpack(L.vcodes.data() + size_t(pos) * size_t(row_bytes_), c0, D_, bits_, codes);
     const float zero = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2]), scale = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2 + 1]);
-    for (int64_t d = 0; d < D_; d++) out[d] = zero + scale * L.vcent[code_at(codes, c0 + d, bits_)];
+    for (int64_t d = 0; d < D_; d++) out[d] = zero + scale * L.vcent[codes[d]];
     for (uint32_t i = L.voff[size_t(pos)]; i < L.voff[size_t(pos) + 1]; i++) {
         int64_t ch = L.vidx[i];
         if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(L.vval[i]);

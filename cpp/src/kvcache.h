@@ -15,6 +15,7 @@ enum class KvMethod { Nuq, Uniform };
 
 class QuantKvCache {
 public:
+    static constexpr int64_t kMaxHeadDim = 1024;
     // Throws Error when the file has no calibration or the model cannot use it.
     QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMethod method);
 
