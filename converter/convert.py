@@ -116,7 +116,7 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
     fisher_file = resolve_fisher(ckpt, fisher)
     if fisher_file is not None:
         fisher_file.check(ckpt, linears)
-    elif recipe.method == "squeezellm":
+    elif recipe.method == "squeezellm" and linears:
         log.warning("no Fisher file (--fisher or fisher.safetensors next to the model): squeezellm falls back "
                     "to unweighted k-means; %s", FISHER_HINT)
     recipe = recipe.resolved(fisher_file is not None)
