@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--decode-tokens", type=int, default=16)
     ap.add_argument("--budget-gib", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--sqf", type=Path, help="reuse a file this tool converted (fp16 weights + KV calibration)")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args()
 
@@ -69,12 +70,13 @@ def main() -> None:
     text_name, text_file = ("TinyStories", DATA / "tinystories_valid.txt") if args.model == "stories260K" else \
         ("WikiText-2", DATA / "wikitext2_valid.txt")
     text = text_file.read_text(encoding="utf-8")
-    src = model_dir(args.model)
+    src = None if args.sqf else model_dir(args.model)
     with tempfile.TemporaryDirectory() as tmp:
-        sqf = Path(tmp) / "kv.sqf"
+        sqf = args.sqf or Path(tmp) / "kv.sqf"
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "sqllm.converter", str(src), "-o", str(sqf), "--keep", "*", "--kv-bits", "4",
-                        "--calib-data", str(CALIBRATION), "--quiet"], check=True)
+        if args.sqf is None:
+            subprocess.run([sys.executable, "-m", "sqllm.converter", str(src), "-o", str(sqf), "--keep", "*", "--kv-bits", "4",
+                            "--calib-data", str(CALIBRATION), "--quiet"], check=True)
         convert_s = time.perf_counter() - t0
         probe = Model(sqf, kv_bits=0)
         long_ctx = args.long_ctx or probe.context_length
@@ -97,7 +99,7 @@ def main() -> None:
     windows = "all windows" if args.windows is None else f"first {args.windows} windows"
     lines = [
         f"{text_name} perplexity through the runtime, fp16 weights, KV calibration on 16 x 512 tokens of "
-        f"tinystories_train.txt (conversion {convert_s:.0f} s); ctx 512 ({windows})"
+        f"tinystories_train.txt{'' if args.sqf else f' (conversion {convert_s:.0f} s)'}; ctx 512 ({windows})"
         + (f" and ctx {long_ctx} (first {args.long_windows} window{'s' if args.long_windows > 1 else ''})" if long_ctx > 512 else "")
         + f"; bytes/token measured over the "
         f"last ctx-512 window; decode after {len(ids)} tokens of context, {args.decode_tokens} tokens, "
