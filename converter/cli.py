@@ -12,6 +12,8 @@ import typer
 
 from sqllm.formats.errors import SqllmError
 
+from .interrupt import sticky_sigint
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Quantize Hugging Face Llama-family checkpoints into .sqf files, and inspect them.")
 SUBCOMMANDS = ("convert", "inspect", "dequant", "eval", "fisher")
@@ -194,4 +196,5 @@ def main() -> None:
     # `sqconvert MODEL -o OUT` is the main job: route it to the convert subcommand.
     if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
         args = ["convert", *args]
-    app(args=args, prog_name="sqconvert")
+    with sticky_sigint():
+        app(args=args, prog_name="sqconvert")

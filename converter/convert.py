@@ -18,6 +18,7 @@ from sqllm.formats.errors import ConversionError
 
 from .checkpoint import Checkpoint, open_checkpoint, open_safetensors, load_config
 from .fisher import describe
+from .interrupt import raise_if_interrupted
 from .kvquant import calibrate
 from .config import ARRAY_ITEM_TYPES, KEY_TYPES, is_layer_linear, model_metadata
 from .quantize import Recipe, quantize_matrix
@@ -170,10 +171,12 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
                     w.add_tensor(name, W if W.ndim == 1 else W.astype(np.float16))
                 bar.update(W.size)
                 del W
+                raise_if_interrupted()
         finally:
             bar.close()
         for name, t in kv_cal.tensors() if kv_cal is not None else ():
             w.add_tensor(name, t)
+        raise_if_interrupted()
     n_weights = sum(int(np.prod(shapes[n])) for n in linears)
     return ConversionSummary(Path(output), time.perf_counter() - start, len(linears), n_weights, n_sparse,
                              objective, fisher_desc, asdict(recipe))

@@ -293,6 +293,25 @@ def test_existing_output_needs_force(tmp_path):
     assert SqfReader(out).metadata[C.KEY_RECIPE_METHOD] == "rtn"
 
 
+def test_swallowed_ctrl_c_is_raised_again():
+    """A KeyboardInterrupt swallowed where it was raised (as llvmlite's ctypes callbacks do while
+    Numba compiles) is raised again at the converter's next check, and forgotten after the block."""
+    import os
+
+    from sqllm.converter.interrupt import raise_if_interrupted, sticky_sigint
+
+    with sticky_sigint():
+        raise_if_interrupted()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
+    raise_if_interrupted()
+
+
 def test_ctrl_c_leaves_nothing(tmp_path):
     """A larger synthetic Llama so that the conversion is still running when interrupted."""
     model = tmp_path / "big"
