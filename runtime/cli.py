@@ -53,6 +53,8 @@ def run(
                                           "the file needs KV calibration). Default: as the file says."),
     no_kv_quant: bool = typer.Option(False, "--no-kv-quant", help="Keep the KV cache in fp16 even if the file calibrates one."),
     kv_method: str = typer.Option("nuq", "--kv-method", help="nuq (the calibrated non-uniform datatype) or uniform."),
+    int8: bool = typer.Option(False, "--int8", help="Quantized linears with int8 activations and LUTs: several "
+                              "times faster decode, approximate (see docs/RESULTS.md)."),
     chat: bool = typer.Option(False, "--chat", help="Wrap the prompt in the model's chat template."),
     perplexity: Optional[Path] = typer.Option(None, "--perplexity", help="Print the perplexity of this text file."),
     ctx: int = typer.Option(512, "--ctx", help="--perplexity: tokens per window."),
@@ -70,7 +72,7 @@ def run(
         raise typer.Exit(2)
     try:
         model = Model(file, threads=threads, n_ctx=ctx_size, kv_cache=kv_cache, verify_checksums=verify,
-                      kv_bits=0 if no_kv_quant else kv_bits, kv_method=kv_method)
+                      kv_bits=0 if no_kv_quant else kv_bits, kv_method=kv_method, int8=int8)
         if perplexity is not None:
             try:
                 text = perplexity.read_text(encoding="utf-8")

@@ -36,11 +36,13 @@ class Model:
 
     def __init__(self, path: str | os.PathLike, *, threads: int = 0, n_ctx: int = 0, n_batch: int = 64,
                  kv_cache: str = "f16", kv_bits: int | None = None, kv_method: str = "nuq",
-                 verify_checksums: bool = False):
+                 int8: bool = False, verify_checksums: bool = False):
         """kv_bits: None quantizes the KV cache as the file says (KVQuant, when it was converted
         with --kv-bits), 0 never, 2/3/4 at that width; kv_method "nuq" (the file's calibrated
         datatype) or "uniform" (evenly spaced levels, same ranges, outliers and sink).
-        kv_cache: f16 or f32, the precision of a cache that is not quantized."""
+        kv_cache: f16 or f32, the precision of a cache that is not quantized.
+        int8: run the quantized linears with int8 activations and 7-bit LUTs (2-4-bit codes;
+        several times faster, approximate: see docs/RESULTS.md) instead of the exact fp32 path."""
         if kv_cache not in ("f16", "f32"):
             raise ValueError(f"kv_cache must be 'f16' or 'f32', got {kv_cache!r}")
         if kv_bits not in (None, 0, 2, 3, 4):
@@ -51,7 +53,7 @@ class Model:
         self.path = os.fspath(path)
         self._model = _sqllm.LoadedModel(self.path, verify_checksums)
         self._ctx_args = dict(n_ctx=n_ctx, n_threads=threads, n_batch=n_batch, kv_f32=kv_cache == "f32",
-                              kv_bits=-1 if kv_bits is None else kv_bits, kv_method=kv_method)
+                              kv_bits=-1 if kv_bits is None else kv_bits, kv_method=kv_method, int8=bool(int8))
         self._ctx = _sqllm.Context(self._model, **self._ctx_args)
         self.load_seconds = time.perf_counter() - t0
         self.last_stats = GenerationStats(load_seconds=self.load_seconds)

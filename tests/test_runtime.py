@@ -52,6 +52,25 @@ def test_perplexity_matches_torch_to_4_digits(stories_q):
     assert ours == pytest.approx(ref, rel=5e-5), (ours, ref)
 
 
+def test_int8_mode_stays_close_to_the_exact_path(stories_q):
+    """int8 activations and 7-bit LUTs: another computation, close to the exact one; the prompt
+    batches and one-token steps of the int8 path agree with each other."""
+    f, _ = stories_q
+    exact = Model(f, kv_cache="f32")
+    fast = Model(f, kv_cache="f32", int8=True)
+    ids = exact.tokenize(TEXT[:700])
+    a, b = exact.logits(ids), fast.logits(ids)
+    assert not np.array_equal(a, b)
+    assert max_rel_err(b, a) < 0.05
+    stepwise = Model(f, kv_cache="f32", int8=True, n_batch=1).logits(ids[:40])
+    assert max_rel_err(stepwise, b[:40]) < 1e-4
+    ppl_exact, ppl_int8 = exact.perplexity(TEXT, ctx=128), fast.perplexity(TEXT, ctx=128)
+    assert abs(ppl_int8 / ppl_exact - 1) < 0.01, (ppl_exact, ppl_int8)
+    p = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(f), "--prompt", "Once upon a time", "-n", "12",
+                        "--temp", "0", "--int8"], capture_output=True, text=True, check=True)
+    assert p.stdout.startswith("Once upon a time") and len(p.stdout) > len("Once upon a time ")
+
+
 def test_unquantized_model_runtime_and_torch_agree(tmp_path):
     """--keep '*' stores every linear unquantized: the runtime's fp16 path against torch on the same weights."""
     f = tmp_path / "f16.sqf"

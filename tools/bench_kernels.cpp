@@ -93,7 +93,14 @@ struct LutCopies {
     std::vector<uint16_t> lut;
     std::vector<std::vector<int32_t>> rowptr, colidx;
     std::vector<std::vector<float>> corr;
+    std::vector<uint8_t> levels;  // the int8 path's LUTs for all copies
+    std::vector<float> lo, step;
 
+    kernels::LutQ8Tables q8_tables(int call) const {
+        const int64_t copy = call % copies, entries = int64_t(1) << bits;
+        return {levels.data() + copy * rows * entries, lo.data() + copy * rows, step.data() + copy * rows};
+    }
+    double q8_bytes() const { return double(rows) * double(view(0, false).row_bytes() + (int64_t(1) << bits) + 8); }
     LutMatrixView view(int call, bool sparse) const {
         const int copy = call % copies;
         LutMatrixView w;
@@ -128,7 +135,7 @@ struct LutCopies {
 };
 
 std::unique_ptr<LutCopies> make_lut_copies(const Options &opt, Random &rng, int64_t rows, int64_t cols, int bits) {
-    std::unique_ptr<LutCopies> m(new LutCopies{rows, cols, bits, 0, {}, {}, {}, {}, {}});
+    std::unique_ptr<LutCopies> m(new LutCopies{rows, cols, bits, 0, {}, {}, {}, {}, {}, {}, {}, {}});
     LutMatrixView shape;
     shape.rows = rows;
     shape.cols = cols;
@@ -140,6 +147,13 @@ std::unique_ptr<LutCopies> make_lut_copies(const Options &opt, Random &rng, int6
     rng.fill(m->codes.data(), int64_t(m->codes.size()));
     m->lut.resize(size_t(rows * shape.lut_row_entries() * m->copies));
     for (uint16_t &h : m->lut) h = kernels::fp32_to_fp16(float(rng.normal() * 0.02));
+    LutMatrixView all = shape;
+    all.rows = rows * m->copies;
+    all.lut = m->lut.data();
+    m->levels.resize(size_t(all.rows << bits));
+    m->lo.resize(size_t(all.rows));
+    m->step.resize(size_t(all.rows));
+    kernels::q8_requantize_lut(all, m->levels.data(), m->lo.data(), m->step.data());
     const double per_row = kSparseDensity * double(cols);
     std::vector<int32_t> row_cols;
     for (int c = 0; c < m->copies; c++) {
@@ -220,6 +234,9 @@ int main(int argc, char **argv) {
     const kernels::CpuFeatures &cpu = kernels::cpu_features();
     const KernelTable *fast = &kernels::active_kernels();
     const KernelTable *scalar = &kernels::scalar_kernels();
+    std::vector<const KernelTable *> int8_tables = {scalar};
+    if (kernels::avx2_kernels()) int8_tables.push_back(kernels::avx2_kernels());
+    if (kernels::avx512_kernels()) int8_tables.push_back(kernels::avx512_kernels());
     std::vector<std::unique_ptr<ThreadPool>> pools;
     for (int t : kThreadCounts) pools.emplace_back(new ThreadPool(t));
 
@@ -264,6 +281,15 @@ int main(int argc, char **argv) {
                     [=](int c) { ops::lut_matvec(*pool, m->view(c, true), x, y, *fast); });
                 add("lut_matvec scalar reference", shape, b, p, m->dense_bytes(), 1,
                     [=](int c) { ops::lut_matvec(*pool, m->view(c, false), x, y, *scalar); });
+                // The int8 path with each kernel table this CPU runs, quantizing x in every call.
+                for (const KernelTable *k : int8_tables) {
+                    const std::string name = std::string("lut_matvec int8 (") + k->name + ")";
+                    add(name, shape, b, p, m->q8_bytes(), k == scalar ? 1 : calls, [=](int c) {
+                        thread_local ops::Q8Buffer buffer;
+                        const kernels::Q8Activations a = buffer.quantize(x, 1, s.cols, k->q8_order(bits));
+                        ops::lut_matmat_q8(*pool, m->view(c, false), m->q8_tables(c), a, x, y, *k);
+                    });
+                }
                 if (bits == 3) {
                     add("csr_spmv_add (0.45%) alone", shape, "-", p, m->sparse_bytes(), calls,
                         [=](int c) { ops::csr_spmv_add(*pool, m->csr(c), x, y, *fast); });
@@ -327,7 +353,8 @@ int main(int argc, char **argv) {
     }
 
     std::printf("# sqllm kernel benchmark%s\n\n", opt.quick ? " (--quick)" : "");
-    std::printf("CPU: avx2=%d fma=%d f16c=%d; kernels: %s; hardware threads: %d\n", cpu.avx2, cpu.fma, cpu.f16c, fast->name,
+    std::printf("CPU: avx2=%d fma=%d f16c=%d avx512(int8)=%d; kernels: %s; hardware threads: %d\n", cpu.avx2, cpu.fma,
+                cpu.f16c, cpu.avx512, fast->name,
                 ThreadPool::default_threads());
     std::printf("Measured streaming-read bandwidth (sum of a %lld MiB buffer with %s, best of %d): ",
                 (long long)(opt.bandwidth_bytes >> 20), fast->name, opt.rounds);

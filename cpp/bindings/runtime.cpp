@@ -62,7 +62,7 @@ void register_runtime(py::module_ &m) {
 
     py::class_<sqllm::Context>(m, "Context", "One sequence over a LoadedModel: KV cache, scratch, threads.")
         .def(py::init([](const sqllm::Model &mdl, int n_ctx, int n_threads, int n_batch, bool kv_f32, int kv_bits,
-                         const std::string &kv_method) {
+                         const std::string &kv_method, bool int8) {
                  if (n_ctx < 0 || n_threads < 0 || n_batch < 1) throw py::value_error("n_ctx >= 0, n_threads >= 0, n_batch >= 1");
                  sqllm::ContextParams p;
                  p.n_ctx = n_ctx;
@@ -71,11 +71,13 @@ void register_runtime(py::module_ &m) {
                  p.kv_type = kv_f32 ? sqllm::KvType::F32 : sqllm::KvType::F16;
                  p.kv_bits = kv_bits;
                  p.kv_method = kv_method_of(kv_method);
+                 p.int8 = int8;
                  py::gil_scoped_release release;
                  return std::make_unique<sqllm::Context>(mdl, p);
              }),
              py::arg("model"), py::arg("n_ctx") = 0, py::arg("n_threads") = 0, py::arg("n_batch") = 64,
-             py::arg("kv_f32") = false, py::arg("kv_bits") = -1, py::arg("kv_method") = "nuq", py::keep_alive<1, 2>())
+             py::arg("kv_f32") = false, py::arg("kv_bits") = -1, py::arg("kv_method") = "nuq", py::arg("int8") = false,
+             py::keep_alive<1, 2>())
         .def_property_readonly("n_past", &sqllm::Context::n_past)
         .def_property_readonly("kv_bits", &sqllm::Context::kv_bits)
         .def_property_readonly("kv_bytes", &sqllm::Context::kv_bytes)

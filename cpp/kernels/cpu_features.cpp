@@ -7,8 +7,8 @@ namespace sqllm {
 namespace kernels {
 namespace {
 
-bool force_scalar_requested() {
-    const char *value = std::getenv("SQLLM_FORCE_SCALAR");
+bool flag_set(const char *name) {
+    const char *value = std::getenv(name);
     return value && *value && std::strcmp(value, "0") != 0;
 }
 
@@ -19,8 +19,13 @@ CpuFeatures detect() {
     f.avx2 = __builtin_cpu_supports("avx2");
     f.fma = __builtin_cpu_supports("fma");
     f.f16c = __builtin_cpu_supports("f16c");
+    // libgcc sets the AVX-512 bits only when the OS saves the zmm state (XCR0).
+    f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi") &&
+               __builtin_cpu_supports("avx512vnni");
 #endif
-    f.force_scalar = force_scalar_requested();
+    f.force_scalar = flag_set("SQLLM_FORCE_SCALAR");
+    f.no_avx512 = flag_set("SQLLM_NO_AVX512");
     return f;
 }
 

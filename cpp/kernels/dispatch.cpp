@@ -10,6 +10,8 @@ const KernelTable &scalar_kernels() {
         "scalar",
         lut_matvec_scalar,
         lut_matmat_scalar,
+        q8_order_natural,
+        lut_matmat_q8_scalar,
         csr_spmv_add_scalar,
         csr_spmm_add_scalar,
         dense_matvec_f32_scalar,
@@ -31,6 +33,8 @@ const KernelTable *avx2_kernels() {
         "avx2",
         lut_matvec_avx2,
         lut_matmat_avx2,
+        q8_order_avx2,
+        lut_matmat_q8_avx2,
         csr_spmv_add_avx2,
         csr_spmm_add_avx2,
         dense_matvec_f32_avx2,
@@ -48,9 +52,29 @@ const KernelTable *avx2_kernels() {
     return nullptr;
 }
 
+const KernelTable *avx512_kernels() {
+#if defined(SQLLM_X86)
+    if (!avx2_kernels() || !cpu_features().has_avx512_int8()) return nullptr;
+    static const KernelTable table = [] {
+        KernelTable t = *avx2_kernels();
+        t.name = "avx512";
+        t.q8_order = q8_order_natural;
+        t.lut_matmat_q8 = lut_matmat_q8_avx512;
+        return t;
+    }();
+    return &table;
+#else
+    return nullptr;
+#endif
+}
+
 const KernelTable &active_kernels() {
-    static const KernelTable &table =
-        avx2_kernels() && !cpu_features().force_scalar ? *avx2_kernels() : scalar_kernels();
+    static const KernelTable &table = [] () -> const KernelTable & {
+        const CpuFeatures &f = cpu_features();
+        if (f.force_scalar) return scalar_kernels();
+        if (avx512_kernels() && !f.no_avx512) return *avx512_kernels();
+        return avx2_kernels() ? *avx2_kernels() : scalar_kernels();
+    }();
     return table;
 }
 

@@ -1,6 +1,7 @@
-// The kernel table: one function pointer per kernel, filled either with the scalar
-// references or with the AVX2 versions. active_kernels() picks one table, once, from the
-// CPU's features and SQLLM_FORCE_SCALAR; tests and benchmarks may name a table explicitly.
+// The kernel table: one function pointer per kernel, filled with the scalar references, the
+// AVX2 versions, or the AVX2 versions with the AVX-512 int8 LUT kernel. active_kernels()
+// picks one table, once, from the CPU's features and SQLLM_FORCE_SCALAR / SQLLM_NO_AVX512;
+// tests and benchmarks may name a table explicitly.
 #pragma once
 
 #include <cstdint>
@@ -9,15 +10,18 @@
 #include "kernels/dense_matvec/dense_matvec.h"
 #include "kernels/fp16_convert/fp16_convert.h"
 #include "kernels/lut_matvec/lut_matvec.h"
+#include "kernels/lut_matvec_q8/lut_matvec_q8.h"
 #include "kernels/stream_read/stream_read.h"
 
 namespace sqllm {
 namespace kernels {
 
 struct KernelTable {
-    const char *name;  // "scalar" or "avx2"
+    const char *name;  // "scalar", "avx2" or "avx512"
     LutMatvecFn lut_matvec;
     LutMatmatFn lut_matmat;
+    Q8OrderFn q8_order;
+    LutMatmatQ8Fn lut_matmat_q8;
     CsrSpmvAddFn csr_spmv_add;
     CsrSpmmAddFn csr_spmm_add;
     DenseMatvecF32Fn dense_matvec_f32;
@@ -34,7 +38,11 @@ struct KernelTable {
 const KernelTable &scalar_kernels();
 // nullptr unless this build has the AVX2 kernels and the CPU has AVX2, FMA and F16C.
 const KernelTable *avx2_kernels();
-// The AVX2 table when available and SQLLM_FORCE_SCALAR is not set, else the scalar one.
+// nullptr unless this build has the AVX-512 kernels and the CPU has AVX2 (as above) and
+// AVX-512 F, BW, VL, VBMI and VNNI with OS support.
+const KernelTable *avx512_kernels();
+// The best available table: AVX-512 (unless SQLLM_NO_AVX512 is set), AVX2, or scalar (always
+// when SQLLM_FORCE_SCALAR is set).
 const KernelTable &active_kernels();
 
 // The active kernels as plain functions, for call sites that do one small operation.

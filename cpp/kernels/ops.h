@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/dispatch.h"
 #include "src/threadpool.h"
@@ -22,6 +23,20 @@ void lut_matvec(ThreadPool &pool, const kernels::LutMatrixView &w, const float *
 // y [n][rows] = W x_t for each of the n activations x [n][cols].
 void lut_matmat(ThreadPool &pool, const kernels::LutMatrixView &w, const float *x, int64_t n, float *y,
                 const kernels::KernelTable &k = kernels::active_kernels());
+
+// The int8 path (lut_matvec_q8.h): `a` holds x [n][cols] quantized in k's column order for
+// w.bits (Q8Buffer); the sparse part, when present, is added with the fp32 x.
+struct Q8Buffer {
+    std::vector<int8_t> q;
+    std::vector<float> scales;
+    std::vector<double> prefix;
+    // Quantizes x [n][cols] in `order` (KernelTable::q8_order) into the buffer; the view
+    // stays valid until the next call.
+    kernels::Q8Activations quantize(const float *x, int64_t n, int64_t cols, const uint8_t *order);
+};
+void lut_matmat_q8(ThreadPool &pool, const kernels::LutMatrixView &w, const kernels::LutQ8Tables &t,
+                   const kernels::Q8Activations &a, const float *x, float *y,
+                   const kernels::KernelTable &k = kernels::active_kernels());
 
 // y += A x, with rows split by nonzeros.
 void csr_spmv_add(ThreadPool &pool, const kernels::CsrMatrixView &a, const float *x, float *y,

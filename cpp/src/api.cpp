@@ -259,6 +259,7 @@ sqllm_context_params sqllm_context_params_default(void) {
     p.kv_fp32 = 0;
     p.kv_bits = -1;
     p.kv_method = SQLLM_KV_NUQ;
+    p.int8 = 0;
     return p;
 }
 
@@ -278,6 +279,7 @@ sqllm_status sqllm_context_create(const sqllm_model *model, const sqllm_context_
             return set_error(SQLLM_ERR_INVALID_ARGUMENT, "kv_method must be SQLLM_KV_NUQ or SQLLM_KV_UNIFORM");
         cp.kv_bits = p.kv_bits;
         cp.kv_method = p.kv_method == SQLLM_KV_UNIFORM ? sqllm::KvMethod::Uniform : sqllm::KvMethod::Nuq;
+        cp.int8 = p.int8 != 0;
         auto ctx = std::make_unique<sqllm_context>();
         ctx->model = model->model.get();
         ctx->ctx = std::make_unique<sqllm::Context>(*model->model, cp);

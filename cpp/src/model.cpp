@@ -164,6 +164,41 @@ void Model::embed(int32_t token, float *out) const {
     }
 }
 
+kernels::LutMatrixView Matrix::lut_view() const {
+    const LinearInfo &L = *quant;
+    kernels::LutMatrixView view{};
+    view.codes = L.codes->data;
+    view.lut = reinterpret_cast<const uint16_t *>(L.lut->data);
+    view.rows = int64_t(L.rows);
+    view.cols = int64_t(L.cols);
+    view.group_size = int64_t(L.group_size);
+    view.bits = int(L.bits);
+    if (L.nnz) {
+        view.rowptr = reinterpret_cast<const int32_t *>(L.rowptr->data);
+        view.colidx = reinterpret_cast<const int32_t *>(L.colidx->data);
+        view.corr = corrections.data();
+    }
+    return view;
+}
+
+void Model::prepare_int8() const {
+    std::call_once(int8_once_, [this] {
+        auto prepare = [](Matrix &m) {
+            if (!m.quant) return;
+            const kernels::LutMatrixView view = m.lut_view();
+            if (!kernels::q8_supported(view)) return;
+            const size_t tables = size_t(view.rows * view.groups());
+            m.q8_levels.resize(tables << view.bits);
+            m.q8_lo.resize(tables);
+            m.q8_step.resize(tables);
+            kernels::q8_requantize_lut(view, m.q8_levels.data(), m.q8_lo.data(), m.q8_step.data());
+        };
+        for (LayerWeights &w : layers_)
+            for (Matrix *m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) prepare(*m);
+        prepare(lm_head_);
+    });
+}
+
 Context::Context(const Model &model, const ContextParams &params)
     : model_(model), params_(params), pool_(params.n_threads > 0 ? params.n_threads : ThreadPool::default_threads()) {
     const ModelConfig &c = model.config();
@@ -184,6 +219,7 @@ Context::Context(const Model &model, const ContextParams &params)
         k32_.resize(kv);
         v32_.resize(kv);
     }
+    if (params.int8) model.prepare_int8();
     update_rope_frequencies(0);
 }
 
@@ -260,22 +296,18 @@ void Context::rope(float *x, int32_t n, int heads, int32_t pos0) {
     }
 }
 
-void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y) {
-    if (m.quant) {
-        const LinearInfo &L = *m.quant;
-        kernels::LutMatrixView view{};
-        view.codes = L.codes->data;
-        view.lut = reinterpret_cast<const uint16_t *>(L.lut->data);
-        view.rows = int64_t(L.rows);
-        view.cols = int64_t(L.cols);
-        view.group_size = int64_t(L.group_size);
-        view.bits = int(L.bits);
-        if (L.nnz) {
-            view.rowptr = reinterpret_cast<const int32_t *>(L.rowptr->data);
-            view.colidx = reinterpret_cast<const int32_t *>(L.colidx->data);
-            view.corr = m.corrections.data();
+void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input) {
+    if (!reuse_input) q8_input_ = {};  // a new input: its int8 form is still to be made
+    if (m.quant && params_.int8 && m.has_int8()) {
+        const kernels::LutMatrixView view = m.lut_view();
+        const uint8_t *order = kernels::active_kernels().q8_order(view.bits);
+        if (!(q8_input_.q && q8_order_ == order && q8_input_.n == n && q8_input_.cols == m.cols)) {
+            q8_input_ = q8_.quantize(x, n, m.cols, order);
+            q8_order_ = order;
         }
-        ops::lut_matmat(pool_, view, x, n, y);
+        ops::lut_matmat_q8(pool_, view, m.int8_tables(), q8_input_, x, y);
+    } else if (m.quant) {
+        ops::lut_matmat(pool_, m.lut_view(), x, n, y);
     } else if (m.dense->type == format::TYPE_F16) {
         ops::dense_matmat_f16(pool_, reinterpret_cast<const uint16_t *>(m.dense->data), m.rows, m.cols, x, n, y);
     } else {
@@ -458,8 +490,8 @@ void Context::forward_batch(const int32_t *tokens, int32_t n, float *logits, boo
         const LayerWeights &w = model_.layers()[l];
         for (int32_t t = 0; t < n; t++) rmsnorm(x_.data() + t * H, w.attn_norm.data(), H, c.norm_eps, xn_.data() + t * H);
         matmul(w.q, xn_.data(), n, q_.data());
-        matmul(w.k, xn_.data(), n, k_.data());
-        matmul(w.v, xn_.data(), n, v_.data());
+        matmul(w.k, xn_.data(), n, k_.data(), true);
+        matmul(w.v, xn_.data(), n, v_.data(), true);
         rope(q_.data(), n, Hq, n_past_);
         if (qkv_) {
             // KVQuant stores keys before RoPE; attention rotates them as it reads them.
@@ -475,7 +507,7 @@ void Context::forward_batch(const int32_t *tokens, int32_t n, float *logits, boo
 
         for (int32_t t = 0; t < n; t++) rmsnorm(x_.data() + t * H, w.ffn_norm.data(), H, c.norm_eps, xn_.data() + t * H);
         matmul(w.gate, xn_.data(), n, gate_.data());
-        matmul(w.up, xn_.data(), n, up_.data());
+        matmul(w.up, xn_.data(), n, up_.data(), true);
         for (size_t i = 0; i < size_t(n) * I; i++) {
             float g = gate_[i];
             gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];

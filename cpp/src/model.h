@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "kernels/ops.h"
 #include "kvcache.h"
 #include "sqf.h"
 #include "threadpool.h"
@@ -22,6 +24,14 @@ struct Matrix {
     std::vector<float> corrections;  // CSR values minus the dense value there (SPEC §4), fp32
     const TensorInfo *dense = nullptr;
     std::vector<float> bias;         // empty: none
+    // The int8 path's LUT (lut_matvec_q8.h), built by Model::prepare_int8 when the kernels
+    // support this matrix; empty otherwise.
+    std::vector<uint8_t> q8_levels;
+    std::vector<float> q8_lo, q8_step;
+
+    kernels::LutMatrixView lut_view() const;  // requires quant
+    bool has_int8() const { return !q8_levels.empty(); }
+    kernels::LutQ8Tables int8_tables() const { return {q8_levels.data(), q8_lo.data(), q8_step.data()}; }
 };
 
 struct LayerWeights {
@@ -42,13 +52,17 @@ public:
     const std::string &chat_template() const { return chat_template_; }
     // Row `token` of the embedding as fp32.
     void embed(int32_t token, float *out) const;
+    // Builds the int8 LUTs of every quantized linear the int8 kernels support, once; safe to
+    // call from several threads. Costs 1 + 8 / 2^bits bytes per LUT entry of those matrices.
+    void prepare_int8() const;
 
 private:
     Model() = default;
+    mutable std::once_flag int8_once_;
     std::unique_ptr<SqfFile> file_;
     Tokenizer tokenizer_;
-    std::vector<LayerWeights> layers_;
-    Matrix lm_head_;
+    mutable std::vector<LayerWeights> layers_;  // mutable: prepare_int8 fills the int8 LUTs
+    mutable Matrix lm_head_;
     const TensorInfo *embed_ = nullptr;
     std::vector<float> final_norm_;
     std::string chat_template_;
@@ -63,6 +77,8 @@ struct ContextParams {
     KvType kv_type = KvType::F16;  // of the cache when it is not quantized
     int kv_bits = 0;                // 2..4: KVQuant cache (SPEC §7); 0: none; -1: the file's choice
     KvMethod kv_method = KvMethod::Nuq;
+    // Quantized linears with int8 activations and LUTs (lut_matvec_q8.h) where supported.
+    bool int8 = false;
 };
 
 // The state of one sequence: KV cache, scratch buffers, thread pool. One thread at a time per
@@ -83,7 +99,8 @@ public:
 
 private:
     void forward_batch(const int32_t *tokens, int32_t n, float *logits, bool all_logits);
-    void matmul(const Matrix &m, const float *x, int32_t n, float *y);
+    // reuse_input: x is the input of the previous matmul, unchanged (its int8 form is reused).
+    void matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input = false);
     void store_kv(size_t layer, int32_t n);
     void attention(int layer, int32_t n);
     void attention_quantized(int layer, int32_t n);
@@ -103,6 +120,10 @@ private:
     // Or the KVQuant cache, whose keys are rotated on reading with the tables [n_ctx][D/2].
     std::unique_ptr<QuantKvCache> qkv_;
     std::vector<float> rope_cos_, rope_sin_, partial_, decoded_;
+    // The int8 form of the last quantized-linear input, and the column order it is in.
+    ops::Q8Buffer q8_;
+    kernels::Q8Activations q8_input_{};
+    const uint8_t *q8_order_ = nullptr;
     // Scratch for one batch.
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_;
 };

@@ -63,6 +63,7 @@ std::string fmt(const char *format, ...) {
 std::vector<const KernelTable *> all_tables() {
     std::vector<const KernelTable *> tables = {&kernels::scalar_kernels()};
     if (kernels::avx2_kernels()) tables.push_back(kernels::avx2_kernels());
+    if (kernels::avx512_kernels()) tables.push_back(kernels::avx512_kernels());
     return tables;
 }
 
@@ -370,6 +371,92 @@ void test_lut_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *> &
     }
 }
 
+// The int8 path: the requantized LUT within half a step of the fp16 one; the scalar
+// reference within the error bound of the two quantizations from the exact product; every
+// table's kernel (alone, on row ranges, and through ops with the sparse part) equal to the
+// scalar reference up to float rounding.
+void test_lut_q8_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *> &pools) {
+    const LutMatrixView w = c.view();
+    if (!kernels::q8_supported(w)) return;
+    const int64_t tables = c.rows * w.groups(), entries = int64_t(1) << c.bits, padded = kernels::q8_padded(c.cols);
+    std::vector<uint8_t> levels(size_t(tables * entries));
+    std::vector<float> lo(static_cast<size_t>(tables)), step(static_cast<size_t>(tables));
+    kernels::q8_requantize_lut(w, levels.data(), lo.data(), step.data());
+    const kernels::LutQ8Tables t{levels.data(), lo.data(), step.data()};
+    bool lut_ok = true;
+    for (int64_t k = 0; k < tables * entries; k++) {
+        const double exact = kernels::fp16_to_fp32(c.lut[size_t(k)]), s = step[size_t(k / entries)];
+        lut_ok = lut_ok && levels[size_t(k)] <= 127 &&
+                 std::fabs(lo[size_t(k / entries)] + s * levels[size_t(k)] - exact) <= s * 0.5001 + 1e-7 * std::fabs(exact);
+    }
+    check(lut_ok, fmt("q8 %s: LUT levels in [0, 127], each within step/2 of its fp16 entry", c.name().c_str()));
+
+    const int64_t n_max = 9, batch_sizes[] = {1, 2, 3, 5, 9};
+    const std::vector<float> x = random_activations(rng, n_max * c.cols);
+    const std::vector<double> dense = dequantize(c);
+    const Csr *sparse = c.sparse == Sparse::None ? nullptr : &c.csr;
+    // The reference on natural-order activations, and its error bound against W x.
+    ops::Q8Buffer natural;
+    const kernels::Q8Activations an = natural.quantize(x.data(), n_max, c.cols, nullptr);
+    std::vector<float> ref(size_t(n_max * c.rows)), ref_sparse(size_t(n_max * c.rows));
+    kernels::lut_matmat_q8_scalar(w, t, an, ref.data(), 0, c.rows);
+    const Expected exact = reference_product(dense, nullptr, c.rows, c.cols, x.data(), n_max);
+    const Expected sparse_only = reference_product({}, sparse, c.rows, c.cols, x.data(), n_max);
+    // The kernels add lo * sum(x) and step * sum(level * x), which may cancel: their float
+    // rounding is relative to the size of those terms, sum (|lo| + (w - lo)) |x|.
+    std::vector<double> terms(size_t(n_max * c.rows));
+    bool bound_ok = true;
+    for (int64_t n = 0; n < n_max; n++) {
+        for (int64_t i = 0; i < c.rows; i++) {
+            double bound = 0.0, size = 0.0;
+            for (int64_t j = 0; j < c.cols; j++) {
+                const int64_t table = i * w.groups() + j / c.group_size;
+                const double s_b = an.scales[size_t((n * padded / 32 + j / 32) * 8)], xj = x[size_t(n * c.cols + j)];
+                const double half_step = 0.5 * step[size_t(table)], wj = dense[size_t(i * c.cols + j)];
+                bound += half_step * std::fabs(xj) + (std::fabs(wj) + half_step) * 0.5 * s_b;
+                size += (std::fabs(lo[size_t(table)]) + std::fabs(wj - lo[size_t(table)])) * std::fabs(xj);
+            }
+            terms[size_t(n * c.rows + i)] = size;
+            const size_t at = size_t(n * c.rows + i);
+            bound_ok = bound_ok && std::fabs(ref[at] - exact.value[at]) <= bound * 1.0001 + 1e-6 * exact.scale[at];
+            ref_sparse[at] = float(double(ref[at]) + sparse_only.value[at]);
+        }
+    }
+    check(bound_ok, fmt("q8 %s: scalar int8 product within the quantization error bound of W x", c.name().c_str()));
+
+    std::vector<float> y(size_t(n_max * c.rows));
+    for (const KernelTable *k : all_tables()) {
+        ops::Q8Buffer buffer;
+        double worst = 0.0;
+        auto error_against = [&](const std::vector<float> &want, int64_t n, int64_t begin, int64_t end) {
+            for (int64_t m = 0; m < n; m++)
+                for (int64_t i = 0; i < c.rows; i++) {
+                    const size_t at = size_t(m * c.rows + i);
+                    const bool inside = i >= begin && i < end;
+                    const double err = inside ? std::fabs(double(y[at]) - want[at]) / (terms[at] + sparse_only.scale[at] + 1e-30)
+                                              : (y[at] == kUntouched ? 0.0 : INFINITY);
+                    if (!(err <= worst)) worst = std::isnan(err) ? INFINITY : err;
+                }
+        };
+        for (int64_t n : batch_sizes) {
+            const kernels::Q8Activations a = buffer.quantize(x.data(), n, c.cols, k->q8_order(c.bits));
+            for (int range = 0; range < 2; range++) {
+                const int64_t begin = range && c.rows > 2 ? 1 : 0, end = range && c.rows > 2 ? c.rows - 1 : c.rows;
+                std::fill(y.begin(), y.end(), kUntouched);
+                k->lut_matmat_q8(w, t, a, y.data(), begin, end);
+                error_against(ref, n, begin, end);
+            }
+            for (ThreadPool *pool : pools) {
+                std::fill(y.begin(), y.end(), kUntouched);
+                ops::lut_matmat_q8(*pool, w, t, a, x.data(), y.data(), *k);
+                error_against(ref_sparse, n, 0, c.rows);
+            }
+        }
+        check(worst <= kFastTolerance, fmt("[%s] q8 %s: kernel + ops vs the int8 reference, n in {1,2,3,5,9}: max error %.2g",
+                                           k->name, c.name().c_str(), worst));
+    }
+}
+
 void test_lut(const std::vector<ThreadPool *> &pools) {
     Rng rng(1);
     const int64_t col_counts[] = {1, 7, 31, 32, 33, 100, 172, 257, 4096 + 5};
@@ -383,9 +470,15 @@ void test_lut(const std::vector<ThreadPool *> &pools) {
                 const int64_t rows = cols > 1000 ? (variant % 2 ? 9 : 8) : (variant % 2 ? 13 : 6);
                 const Sparse sparse = sparse_modes[variant % 3];
                 variant++;
-                test_lut_case(rng, make_lut_case(rng, rows, cols, group_size, bits, sparse), pools);
+                const LutCase c = make_lut_case(rng, rows, cols, group_size, bits, sparse);
+                test_lut_case(rng, c, pools);
+                test_lut_q8_case(rng, c, pools);
             }
         }
+        for (int64_t cols : {int64_t(64), int64_t(128), int64_t(200), int64_t(384), int64_t(1000)})
+            test_lut_q8_case(rng, make_lut_case(rng, 7, cols, cols, bits, Sparse::Random), pools);
+        test_lut_q8_case(rng, make_lut_case(rng, 5, 640, 128, bits, Sparse::Random), pools);
+        test_lut_q8_case(rng, make_lut_case(rng, 130, 2048, 256, bits, Sparse::Random), pools);
         // Big enough for ops to cut it into several tasks per thread.
         test_lut_case(rng, make_lut_case(rng, 130, 4096 + 5, 4096 + 5, bits, Sparse::Random), pools);
         test_lut_case(rng, make_lut_case(rng, 64, 2048, 128, bits, Sparse::Random), pools);
@@ -596,10 +689,15 @@ void test_dispatch() {
     const char *force = std::getenv("SQLLM_FORCE_SCALAR");
     const bool forced = force && *force && std::strcmp(force, "0") != 0;
     const KernelTable &active = kernels::active_kernels();
-    const bool expect_avx2 = kernels::avx2_kernels() && !forced;
-    check(&active == (expect_avx2 ? kernels::avx2_kernels() : &kernels::scalar_kernels()) && f.force_scalar == forced,
-          fmt("dispatch: cpu avx2=%d fma=%d f16c=%d, SQLLM_FORCE_SCALAR=%s -> active table '%s'", f.avx2, f.fma, f.f16c,
-              force ? force : "(unset)", active.name));
+    const char *no512 = std::getenv("SQLLM_NO_AVX512");
+    const bool no_avx512 = no512 && *no512 && std::strcmp(no512, "0") != 0;
+    const KernelTable *expect = forced                                  ? &kernels::scalar_kernels()
+                                : kernels::avx512_kernels() && !no_avx512 ? kernels::avx512_kernels()
+                                : kernels::avx2_kernels()               ? kernels::avx2_kernels()
+                                                                        : &kernels::scalar_kernels();
+    check(&active == expect && f.force_scalar == forced && (kernels::avx512_kernels() != nullptr) == f.has_avx512_int8(),
+          fmt("dispatch: cpu avx2=%d fma=%d f16c=%d avx512(int8)=%d, SQLLM_FORCE_SCALAR=%s SQLLM_NO_AVX512=%s -> active table '%s'",
+              f.avx2, f.fma, f.f16c, f.avx512, force ? force : "(unset)", no512 ? no512 : "(unset)", active.name));
 }
 
 }  // namespace

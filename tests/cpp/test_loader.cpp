@@ -2,6 +2,8 @@
 // and reads back its metadata; truncation at every byte and thousands of seeded random byte
 // flips each give a clean status (never a crash, hang or sanitizer report).
 #include <cstdio>
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -70,6 +72,21 @@ int main() {
             check(sqllm_context_kv_bytes(ctx) == uint64_t(3) * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 2 * 2,
                   "fp16 cache bytes: tokens x layers x channels x K,V x 2");
             sqllm_context_free(ctx);
+            // The int8 path: the same tokens, logits close to the exact ones but not identical.
+            sqllm_context_params ip = cp;
+            check(ip.int8 == 0, "int8 is off by default");
+            ip.int8 = 1;
+            sqllm_context *ictx = nullptr;
+            std::vector<float> fast(cfg.vocab_size);
+            check(sqllm_context_create(model, &ip, &ictx) == SQLLM_OK && sqllm_eval(ictx, ids, 3, fast.data(), 0) == SQLLM_OK,
+                  "int8 context evaluates");
+            float diff = 0.0f, size = 0.0f;
+            for (size_t i = 0; i < fast.size(); i++) {
+                diff = std::max(diff, std::fabs(fast[i] - logits[i]));
+                size = std::max(size, std::fabs(logits[i]));
+            }
+            check(diff > 0.0f && diff < 0.05f * size, "int8 logits within 5% of the exact path, and not identical");
+            sqllm_context_free(ictx);
         }
         cp.kv_bits = 3;
         ctx = nullptr;

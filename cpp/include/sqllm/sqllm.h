@@ -158,6 +158,8 @@ typedef struct sqllm_context_params {
     int32_t kv_bits;   /* KVQuant cache: -1 (default) the file's choice, none if it holds no KV
                           calibration; 0 none (fp16/fp32); 2, 3 or 4 bits */
     int32_t kv_method; /* SQLLM_KV_NUQ (default: the file's calibrated datatype) or SQLLM_KV_UNIFORM */
+    int int8;          /* non-zero: quantized linears run with int8 activations and LUTs (faster,
+                          approximate: docs/RESULTS.md); 0 (default): the exact fp32 path */
 } sqllm_context_params;
 
 enum { SQLLM_KV_NUQ = 0, SQLLM_KV_UNIFORM = 1 };

@@ -53,6 +53,9 @@ using LutMatvecFn = void (*)(const LutMatrixView &w, const float *x, float *y, i
 using LutMatmatFn = void (*)(const LutMatrixView &w, const float *x, int64_t n, float *y, int64_t row_begin,
                              int64_t row_end);
 
+// Column j's code in a packed row (scalar code only).
+uint32_t lut_code_at(const uint8_t *row, int64_t j, int bits);
+
 // Reference: decodes every weight on its own and accumulates in double.
 void lut_matvec_scalar(const LutMatrixView &w, const float *x, float *y, int64_t row_begin, int64_t row_end);
 void lut_matmat_scalar(const LutMatrixView &w, const float *x, int64_t n, float *y, int64_t row_begin,

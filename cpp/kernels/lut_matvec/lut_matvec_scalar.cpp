@@ -3,12 +3,11 @@
 
 namespace sqllm {
 namespace kernels {
-namespace {
 
-// Column j's code in a packed row: the code may straddle two bytes (3 bits), so read the
-// 16-bit little-endian window that starts at its first byte. The second byte exists
-// whenever the code needs it, because rows are padded to whole 32-code blocks.
-uint32_t code_at(const uint8_t *row, int64_t j, int bits) {
+// The code may straddle two bytes (3 bits), so read the 16-bit little-endian window that
+// starts at its first byte. The second byte exists whenever the code needs it, because rows
+// are padded to whole 32-code blocks.
+uint32_t lut_code_at(const uint8_t *row, int64_t j, int bits) {
     const int64_t bit = j * bits;
     const int64_t byte = bit / 8;
     uint32_t window = row[byte];
@@ -16,13 +15,15 @@ uint32_t code_at(const uint8_t *row, int64_t j, int bits) {
     return (window >> (bit % 8)) & ((1u << bits) - 1u);
 }
 
+namespace {
+
 double dense_row_dot(const LutMatrixView &w, int64_t row, const float *x) {
     const uint8_t *codes = w.codes + row * w.row_bytes();
     const uint16_t *lut = w.lut + row * w.lut_row_entries();
     double sum = 0.0;
     for (int64_t j = 0; j < w.cols; j++) {
         const uint16_t *group_lut = lut + ((j / w.group_size) << w.bits);
-        sum += double(fp16_to_fp32(group_lut[code_at(codes, j, w.bits)])) * double(x[j]);
+        sum += double(fp16_to_fp32(group_lut[lut_code_at(codes, j, w.bits)])) * double(x[j]);
     }
     return sum;
 }

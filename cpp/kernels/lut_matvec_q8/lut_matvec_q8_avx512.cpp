@@ -1,0 +1,147 @@
+// AVX-512 (F, BW, VL, VBMI, VNNI) int8 LUT matvec (lut_matvec_q8.h). Compiled with those
+// flags and run only when the CPU and OS support them (dispatch.cpp); internal linkage only
+// (see lut_matvec_avx2.cpp on why).
+//
+// A step is 128 columns, 16 * bits bytes of codes, read with a masked load (so never past
+// the matrix). For each half of the step, vpermb gives qword q the bytes that hold codes
+// 8q..8q+7, vpmultishiftqb moves code k of the qword to the low bits of byte k, and vpermb
+// looks the bytes up in a 64-byte table of the levels repeated, which makes the bits above
+// the code irrelevant. vpdpbusd then sums 4 level * activation products per int32 lane:
+// lanes 0-7 belong to one 32-column block and 8-15 to the next. Columns stay in order.
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which -Wmaybe-uninitialized
+// reports at every inlined call; the values are always fully written.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/lut_matvec_q8/lut_matvec_q8.h"
+
+namespace sqllm {
+namespace kernels {
+namespace {
+
+constexpr int64_t kStep = 128;
+constexpr int kMaxTokens = 4;
+
+template <int kBits>
+struct Decode {
+    __m512i table, spread_first, spread_second, control;
+    Decode() {
+        alignas(64) uint8_t first[64], second[64], shifts[64];
+        for (int q = 0; q < 8; q++)
+            for (int m = 0; m < 8; m++) {
+                first[8 * q + m] = uint8_t(m < kBits ? kBits * q + m : 0);
+                second[8 * q + m] = uint8_t(m < kBits ? 8 * kBits + kBits * q + m : 0);
+                shifts[8 * q + m] = uint8_t(kBits * m);
+            }
+        spread_first = _mm512_load_si512(first);
+        spread_second = _mm512_load_si512(second);
+        control = _mm512_load_si512(shifts);
+    }
+    void load_table(const uint8_t *levels) {
+        if (kBits == 4) {
+            table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(levels)));
+        } else if (kBits == 3) {
+            uint64_t eight;
+            std::memcpy(&eight, levels, 8);
+            table = _mm512_set1_epi64(int64_t(eight));
+        } else {
+            uint32_t four;
+            std::memcpy(&four, levels, 4);
+            table = _mm512_set1_epi32(int(four));
+        }
+    }
+    void decode(__m512i src, __m512i w[2]) const {
+        w[0] = _mm512_permutexvar_epi8(
+            _mm512_multishift_epi64_epi8(control, _mm512_permutexvar_epi8(spread_first, src)), table);
+        w[1] = _mm512_permutexvar_epi8(
+            _mm512_multishift_epi64_epi8(control, _mm512_permutexvar_epi8(spread_second, src)), table);
+    }
+};
+
+template <int kBits, int kTokens>
+void rows_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &a, int64_t t0, float *y,
+             int64_t row_begin, int64_t row_end) {
+    constexpr int64_t kStepBytes = kStep * kBits / 8;
+    // No view member functions here: see the note at the top of lut_matvec_avx2.cpp.
+    const int64_t groups = (w.cols + w.group_size - 1) / w.group_size;
+    const int64_t row_bytes = (w.cols + 31) / 32 * 32 * w.bits / 8, all_bytes = w.rows * row_bytes;
+    const int64_t blocks = a.padded / kQ8Block, steps = a.padded / kStep;
+    const int64_t group_steps = w.group_size >= w.cols ? steps : w.group_size / kStep;
+    const __mmask64 full = kStepBytes == 64 ? ~__mmask64(0) : (__mmask64(1) << kStepBytes) - 1;
+    Decode<kBits> decode;
+    for (int64_t i = row_begin; i < row_end; i++) {
+        const uint8_t *codes = w.codes + i * row_bytes;
+        __m512 total[kTokens];
+        double bias[kTokens];
+#pragma GCC unroll 4
+        for (int k = 0; k < kTokens; k++) total[k] = _mm512_setzero_ps(), bias[k] = 0.0;
+        for (int64_t g = 0; g < groups; g++) {
+            const int64_t table = i * groups + g;
+            decode.load_table(t.levels + (table << kBits));
+            const int64_t s0 = g * group_steps, s1 = g + 1 < groups ? s0 + group_steps : steps;
+            __m512 acc[kTokens];
+#pragma GCC unroll 4
+            for (int k = 0; k < kTokens; k++) acc[k] = _mm512_setzero_ps();
+            for (int64_t s = s0; s < s1; s++) {
+                // Steps past the row read the next row's codes, which meet zero activations.
+                const int64_t offset = i * row_bytes + s * kStepBytes;
+                const __mmask64 mask = offset + kStepBytes <= all_bytes ? full
+                                       : offset >= all_bytes        ? __mmask64(0)
+                                                                    : (__mmask64(1) << (all_bytes - offset)) - 1;
+                __m512i wv[2];
+                decode.decode(_mm512_maskz_loadu_epi8(mask, codes + s * kStepBytes), wv);
+#pragma GCC unroll 4
+                for (int k = 0; k < kTokens; k++) {
+                    const int8_t *q = a.q + (t0 + k) * a.padded + s * kStep;
+                    const float *sc = a.scales + (t0 + k) * blocks * 8 + s * 32;
+                    const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], _mm512_loadu_si512(q));
+                    const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[1], _mm512_loadu_si512(q + 64));
+                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), _mm512_loadu_ps(sc), acc[k]);
+                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), _mm512_loadu_ps(sc + 16), acc[k]);
+                }
+            }
+            const __m512 step = _mm512_set1_ps(t.step[table]);
+            const double lo = double(t.lo[table]);
+#pragma GCC unroll 4
+            for (int k = 0; k < kTokens; k++) {
+                const double *prefix = a.prefix + (t0 + k) * (blocks + 1);
+                total[k] = _mm512_fmadd_ps(acc[k], step, total[k]);
+                bias[k] += lo * (prefix[s1 * 4] - prefix[s0 * 4]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < kTokens; k++)
+            y[(t0 + k) * w.rows + i] = float(double(_mm512_reduce_add_ps(total[k])) + bias[k]);
+    }
+}
+
+template <int kBits>
+void matmat_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &a, float *y, int64_t row_begin,
+               int64_t row_end) {
+    for (int64_t t0 = 0; t0 < a.n; t0 += kMaxTokens) {
+        switch (a.n - t0 < kMaxTokens ? a.n - t0 : kMaxTokens) {
+        case 1: rows_q8<kBits, 1>(w, t, a, t0, y, row_begin, row_end); break;
+        case 2: rows_q8<kBits, 2>(w, t, a, t0, y, row_begin, row_end); break;
+        case 3: rows_q8<kBits, 3>(w, t, a, t0, y, row_begin, row_end); break;
+        default: rows_q8<kBits, 4>(w, t, a, t0, y, row_begin, row_end); break;
+        }
+    }
+}
+
+}  // namespace
+
+void lut_matmat_q8_avx512(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &a, float *y,
+                          int64_t row_begin, int64_t row_end) {
+    if (row_begin >= row_end || a.n <= 0) return;
+    switch (w.bits) {
+    case 2: return matmat_q8<2>(w, t, a, y, row_begin, row_end);
+    case 3: return matmat_q8<3>(w, t, a, y, row_begin, row_end);
+    default: return matmat_q8<4>(w, t, a, y, row_begin, row_end);
+    }
+}
+
+}  // namespace kernels
+}  // namespace sqllm
