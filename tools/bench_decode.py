@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """End-to-end runtime speed: prompt and decode tokens/s of .sqf files, measured in one run.
 
-    python tools/bench_decode.py A.sqf B.sqf ... [--threads 2] [--prompt-tokens 64] [--decode-tokens 32]
+    python tools/bench_decode.py A.sqf B.sqf ... [--threads 2] [--prompt-tokens 64] [--decode-tokens 32] [--int8]
 
 Each file is loaded once and warmed up (one short generation, which also pulls the mapping
 into the page cache); then a prompt of --prompt-tokens tokens is evaluated and --decode-tokens
 tokens are generated greedily, best of --repeat runs. The first file is the baseline of the
-"x" column (put the fp16 model first).
+"x" column (put the fp16 model first). With --int8, every file is measured a second time with
+the runtime's int8 path (a no-op for unquantized linears).
 """
 
 import argparse
@@ -18,8 +19,9 @@ import numpy as np
 from sqllm.runtime import Model
 
 
-def measure(path: Path, threads: int, prompt_tokens: int, decode_tokens: int, repeat: int) -> tuple[float, float]:
-    model = Model(path, threads=threads, n_ctx=prompt_tokens + decode_tokens + 8)
+def measure(path: Path, threads: int, prompt_tokens: int, decode_tokens: int, repeat: int,
+            int8: bool) -> tuple[float, float]:
+    model = Model(path, threads=threads, n_ctx=prompt_tokens + decode_tokens + 8, int8=int8)
     rng = np.random.default_rng(0)
     ids = [int(t) for t in rng.integers(3, min(model.vocab_size, 500), prompt_tokens)]
     model.reset()
@@ -45,14 +47,17 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--decode-tokens", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--int8", action="store_true", help="also measure each file with int8=True")
     args = ap.parse_args()
-    print("| file | size (GiB) | prompt tokens/s | decode tokens/s | decode vs first |")
-    print("|---|---|---|---|---|")
+    print("| file | path | size (GiB) | prompt tokens/s | decode tokens/s | decode vs first |")
+    print("|---|---|---|---|---|---|")
     base = None
     for f in args.files:
-        p, d = measure(f, args.threads, args.prompt_tokens, args.decode_tokens, args.repeat)
-        base = base or d
-        print(f"| {f.name} | {f.stat().st_size / 2**30:.2f} | {p:.2f} | {d:.2f} | {d / base:.2f}x |", flush=True)
+        for int8 in (False, True) if args.int8 else (False,):
+            p, d = measure(f, args.threads, args.prompt_tokens, args.decode_tokens, args.repeat, int8)
+            base = base or d
+            print(f"| {f.name} | {'int8' if int8 else 'exact'} | {f.stat().st_size / 2**30:.2f} | {p:.2f} | {d:.2f} "
+                  f"| {d / base:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 // The int8 variant of the LUT matvec (the runtime's `int8` mode): the activations are
-// quantized to int8 in blocks of 32 columns and each LUT to 7-bit unsigned levels, so that
+// quantized to int8 in blocks of 32 columns and each LUT to 255 evenly spaced levels, so that
 // a SIMD byte shuffle turns codes straight into weights and an integer multiply-add
 // consumes 32 (AVX2) or 64 (AVX-512 VNNI) of them per instruction, as GGUF's IQ4_NL path
 // does. The exact path (lut_matvec.h) stays the default and the reference.
 //
-// For a row i, group g with levels u[k] in [0, 127], lo and step (lut[k] ~ lo + step * u[k]),
+// For a row i, group g with levels u[k] in [0, 254], lo and step (lut[k] ~ lo + step * u[k]),
 // and an activation x quantized per 32-column block b to a[j] = round(x[j] / s_b), |a| <= 127:
 //
 //     y[i] = sum_g ( lo_g * sum_{b in g} s_b * A_b  +  step_g * sum_{b in g} s_b * U_b )
@@ -23,6 +23,9 @@ namespace sqllm {
 namespace kernels {
 
 constexpr int64_t kQ8Block = 32;   // activation columns per int8 scale
+// LUT levels 0..254: 8-bit resolution, and u - 127 fits a signed byte with |u - 127| <= 127,
+// which the AVX2 kernel needs (vpmaddubsw of |v| and +-a cannot saturate).
+constexpr int kQ8Levels = 255;
 constexpr int64_t kQ8Chunk = 128;  // activations are padded with zeros to a multiple of this
 
 // The requantized LUT of a matrix, [rows][groups] entries of each array (levels: 1 << bits
@@ -50,7 +53,7 @@ struct Q8Activations {
 bool q8_supported(const LutMatrixView &w);
 inline int64_t q8_padded(int64_t cols) { return (cols + kQ8Chunk - 1) / kQ8Chunk * kQ8Chunk; }
 
-// Levels, lo and step for every (row, group) of w: lo = min, step = (max - min) / 127 and
+// Levels, lo and step for every (row, group) of w: lo = min, step = (max - min) / 254 and
 // level k = round((lut[k] - lo) / step) (0 when all entries are equal).
 void q8_requantize_lut(const LutMatrixView &w, uint8_t *levels, float *lo, float *step);
 

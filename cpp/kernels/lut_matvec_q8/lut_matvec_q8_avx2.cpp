@@ -1,6 +1,10 @@
 // AVX2 int8 LUT matvec (lut_matvec_q8.h). Compiled with -mavx2 -mfma -mf16c; internal
 // linkage only (see lut_matvec_avx2.cpp on why).
 //
+// vpmaddubsw multiplies unsigned by signed bytes and saturates pairs at 16 bits, so the
+// tables hold v = u - 127 (|v| <= 127) and each product is |v| * (a with v's sign); the
+// kernel adds the 127 * sum(a) back through lo + 127 * step.
+//
 // A step is 64 columns: the codes of two 32-column blocks become two registers of 32 levels,
 // each holding the first block in its low lane and the second in its high lane, so that after
 // vpmaddubsw + vpmaddwd the int32 lanes 0-3 belong to the first block and 4-7 to the second
@@ -24,12 +28,14 @@ namespace {
 constexpr int64_t kStep = 64;
 constexpr int kMaxTokens = 4;
 
+inline __m256i centered(__m256i levels) { return _mm256_sub_epi8(levels, _mm256_set1_epi8(127)); }
+
 struct Decode4 {
     static constexpr int kBits = 4, kReadBytes = 32;
     __m256i table;
     __m256i mask = _mm256_set1_epi8(0x0f);
     void load_table(const uint8_t *levels) {
-        table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(levels)));
+        table = centered(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(levels))));
     }
     void decode(const uint8_t *p, __m256i w[2]) const {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
@@ -52,7 +58,7 @@ struct Decode3 {
     __m256i shift_second = _mm256_setr_epi32(4, 7, 2, 5, 4, 7, 2, 5);
     __m256i mask = _mm256_set1_epi32(0x00070007);
     void load_table(const uint8_t *levels) {
-        table = _mm256_broadcastsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(levels)));
+        table = centered(_mm256_broadcastsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(levels))));
     }
     __m256i codes(__m256i src, __m256i index, __m256i shift) const {
         return _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(src, index), shift), mask);
@@ -77,7 +83,7 @@ struct Decode2 {
     void load_table(const uint8_t *levels) {
         uint32_t four;
         std::memcpy(&four, levels, 4);
-        table = _mm256_set1_epi32(int(four));
+        table = centered(_mm256_set1_epi32(int(four)));
     }
     void decode(const uint8_t *p, __m256i w[2]) const {
         const __m256i v = _mm256_permute4x64_epi64(
@@ -131,20 +137,21 @@ void rows_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &
                 }
                 __m256i wv[2];
                 decode.decode(p, wv);
+                const __m256i mag0 = _mm256_abs_epi8(wv[0]), mag1 = _mm256_abs_epi8(wv[1]);
 #pragma GCC unroll 4
                 for (int k = 0; k < kTokens; k++) {
                     const int8_t *q = a.q + (t0 + k) * a.padded + s * kStep;
                     const float *sc = a.scales + (t0 + k) * blocks * 8 + s * 16;
-                    const __m256i p0 = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(wv[0], _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q))), ones);
-                    const __m256i p1 = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(wv[1], _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q + 32))), ones);
+                    const __m256i a0 = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(q)), wv[0]);
+                    const __m256i a1 = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(q + 32)), wv[1]);
+                    const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(mag0, a0), ones);
+                    const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(mag1, a1), ones);
                     const __m256 scale = _mm256_blend_ps(_mm256_loadu_ps(sc), _mm256_loadu_ps(sc + 8), 0xf0);
                     acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), scale, acc[k]);
                 }
             }
             const __m256 step = _mm256_set1_ps(t.step[table]);
-            const double lo = double(t.lo[table]);
+            const double lo = double(t.lo[table]) + double(kQ8Levels / 2) * double(t.step[table]);
 #pragma GCC unroll 4
             for (int k = 0; k < kTokens; k++) {
                 const double *prefix = a.prefix + (t0 + k) * (blocks + 1);

@@ -21,12 +21,13 @@ void q8_requantize_lut(const LutMatrixView &w, uint8_t *levels, float *lo, float
             min = v < min ? v : min;
             max = v > max ? v : max;
         }
-        const float s = (max - min) / 127.0f;
+        const float s = (max - min) / float(kQ8Levels - 1);
         lo[t] = min;
         step[t] = s;
         for (int64_t k = 0; k < entries; k++) {
             const float level = s > 0.0f ? std::nearbyint((fp16_to_fp32(lut[k]) - min) / s) : 0.0f;
-            levels[t * entries + k] = uint8_t(level < 0.0f ? 0.0f : level > 127.0f ? 127.0f : level);
+            const float top = float(kQ8Levels - 1);
+            levels[t * entries + k] = uint8_t(level < 0.0f ? 0.0f : level > top ? top : level);
         }
     }
 }
