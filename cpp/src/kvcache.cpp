@@ -180,35 +180,33 @@ void QuantKvCache::store_value(Layer &L, int32_t pos, const float *v) {
 
 void QuantKvCache::key(int layer, int32_t pos, int head, float *out) const {
     const Layer &L = layers_[size_t(layer)];
-    const int64_t c0 = int64_t(head) * D_;
-    if (pos < sink_) {
-        kernels::fp16_to_fp32_array(L.ksink.data() + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
-        return;
-    }
-    uint8_t codes[kMaxHeadDim];
-    unpack(L.kcodes.data() + size_t(pos) * size_t(row_bytes_), c0, D_, bits_, codes);
-    const float *table = L.ktable.data() + (size_t(c0) << bits_);
-    for (int64_t d = 0; d < D_; d++) out[d] = table[(size_t(d) << bits_) + codes[d]];
-    for (uint32_t i = L.koff[size_t(pos)]; i < L.koff[size_t(pos) + 1]; i++) {
-        int64_t ch = L.kidx[i];
-        if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(L.kval[i]);
-    }
+    const float *table = L.ktable.data() + (size_t(head) * size_t(D_) << bits_);
+    const int bits = bits_;
+    decode({L.ksink.data(), L.kcodes.data(), L.koff.data(), L.kidx.data(), L.kval.data()}, pos, head, out,
+           [&](int64_t d, uint8_t code) { return table[(size_t(d) << bits) + code]; });
 }
 
 void QuantKvCache::value(int layer, int32_t pos, int head, float *out) const {
     const Layer &L = layers_[size_t(layer)];
+    const float zero = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2]), scale = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2 + 1]);
+    const float *centroids = L.vcent.data();
+    decode({L.vsink.data(), L.vcodes.data(), L.voff.data(), L.vidx.data(), L.vval.data()}, pos, head, out,
+           [&](int64_t, uint8_t code) { return zero + scale * centroids[code]; });
+}
+
+template <class Level>
+void QuantKvCache::decode(const Stream &s, int32_t pos, int head, float *out, Level level) const {
     const int64_t c0 = int64_t(head) * D_;
     if (pos < sink_) {
-        kernels::fp16_to_fp32_array(L.vsink.data() + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
+        kernels::fp16_to_fp32_array(s.sink + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
         return;
     }
     uint8_t codes[kMaxHeadDim];
-    unpack(L.vcodes.data() + size_t(pos) * size_t(row_bytes_), c0, D_, bits_, codes);
-    const float zero = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2]), scale = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2 + 1]);
-    for (int64_t d = 0; d < D_; d++) out[d] = zero + scale * L.vcent[codes[d]];
-    for (uint32_t i = L.voff[size_t(pos)]; i < L.voff[size_t(pos) + 1]; i++) {
-        int64_t ch = L.vidx[i];
-        if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(L.vval[i]);
+    unpack(s.codes + size_t(pos) * size_t(row_bytes_), c0, D_, bits_, codes);
+    for (int64_t d = 0; d < D_; d++) out[d] = level(d, codes[d]);
+    for (uint32_t i = s.off[size_t(pos)]; i < s.off[size_t(pos) + 1]; i++) {
+        const int64_t ch = s.idx[i];
+        if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(s.val[i]);
     }
 }
 

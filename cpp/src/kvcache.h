@@ -47,6 +47,16 @@ private:
     };
     void store_key(Layer &L, int32_t pos, const float *k);
     void store_value(Layer &L, int32_t pos, const float *v);
+    // What keys and values share: the sink rows in fp16, otherwise level(d, code) for each
+    // channel of the head and then the outliers of the position.
+    struct Stream {
+        const uint16_t *sink;
+        const uint8_t *codes;
+        const uint32_t *off;
+        const uint16_t *idx, *val;
+    };
+    template <class Level>
+    void decode(const Stream &s, int32_t pos, int head, float *out, Level level) const;
 
     int bits_;
     int32_t n_ctx_, sink_;
