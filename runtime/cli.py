@@ -53,8 +53,8 @@ def run(
                                           "the file needs KV calibration). Default: as the file says."),
     no_kv_quant: bool = typer.Option(False, "--no-kv-quant", help="Keep the KV cache in fp16 even if the file calibrates one."),
     kv_method: str = typer.Option("nuq", "--kv-method", help="nuq (the calibrated non-uniform datatype) or uniform."),
-    int8: bool = typer.Option(False, "--int8", help="Quantized linears with int8 activations and LUTs: several "
-                              "times faster decode, approximate (see docs/RESULTS.md)."),
+    int8: bool = typer.Option(False, "--int8", help="Quantized linears with int8 activations and LUTs: faster "
+                              "decode, approximate (see docs/RESULTS.md)."),
     chat: bool = typer.Option(False, "--chat", help="Wrap the prompt in the model's chat template."),
     perplexity: Optional[Path] = typer.Option(None, "--perplexity", help="Print the perplexity of this text file."),
     ctx: int = typer.Option(512, "--ctx", help="--perplexity: tokens per window."),

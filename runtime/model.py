@@ -41,8 +41,8 @@ class Model:
         with --kv-bits), 0 never, 2/3/4 at that width; kv_method "nuq" (the file's calibrated
         datatype) or "uniform" (evenly spaced levels, same ranges, outliers and sink).
         kv_cache: f16 or f32, the precision of a cache that is not quantized.
-        int8: run the quantized linears with int8 activations and 7-bit LUTs (2-4-bit codes;
-        several times faster, approximate: see docs/RESULTS.md) instead of the exact fp32 path."""
+        int8: run the 2-4-bit linears with int8 activations and 255-level LUTs (faster decode,
+        approximate: see docs/RESULTS.md) instead of the exact fp32 path."""
         if kv_cache not in ("f16", "f32"):
             raise ValueError(f"kv_cache must be 'f16' or 'f32', got {kv_cache!r}")
         if kv_bits not in (None, 0, 2, 3, 4):

@@ -7,6 +7,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/fp16.h"
+#include "kernels/lut_matvec/lut_matvec.h"
 
 namespace sqllm {
 namespace {
@@ -31,12 +32,6 @@ inline void put_code(uint8_t *row, int64_t c, int bits, uint32_t code) {
     if (shifted >> 8) row[bit / 8 + 1] |= uint8_t(shifted >> 8);
 }
 
-// Code `c` of a packed row (LSB-first bit stream, as the weights' codes; SPEC §4).
-inline uint32_t code_at(const uint8_t *row, int64_t c, int bits) {
-    uint64_t bit = uint64_t(c) * uint64_t(bits);
-    uint32_t word = uint32_t(row[bit / 8]) | uint32_t(row[bit / 8 + 1]) << 8;
-    return (word >> (bit % 8)) & ((1u << bits) - 1);
-}
 
 // Codes [c0, c0 + n) of a row when both are multiples of 8: each 8 codes are B whole bytes,
 // read as one little-endian word (rows carry 3 spare bytes for the last one).
@@ -55,7 +50,8 @@ void unpack(const uint8_t *row, int64_t c0, int64_t n, int bits, uint8_t *out) {
         if (bits == 3) return unpack8<3>(row, c0, n, out);
         if (bits == 4) return unpack8<4>(row, c0, n, out);
     }
-    for (int64_t i = 0; i < n; i++) out[i] = uint8_t(code_at(row, c0 + i, bits));
+    // The same LSB-first bit stream as the weights' codes (SPEC §4).
+    for (int64_t i = 0; i < n; i++) out[i] = uint8_t(kernels::lut_code_at(row, c0 + i, bits));
 }
 
 

@@ -24,10 +24,7 @@ std::vector<float> to_f32(const TensorInfo &t) {
 // corrections that the SpMV adds on top of the LUT matvec.
 float dense_value(const LinearInfo &L, uint64_t row, uint64_t col) {
     const uint8_t *codes = L.codes->data + row * format::row_bytes(L.cols, L.bits);
-    uint64_t bit = col * L.bits;
-    uint32_t word = 0;
-    std::memcpy(&word, codes + bit / 8, std::min<uint64_t>(4, format::row_bytes(L.cols, L.bits) - bit / 8));
-    uint32_t code = (word >> (bit % 8)) & ((1u << L.bits) - 1);
+    const uint32_t code = kernels::lut_code_at(codes, int64_t(col), int(L.bits));
     uint64_t group = col / L.group_size;
     uint16_t h;
     std::memcpy(&h, L.lut->data + 2 * ((row * L.groups + group) << L.bits | code), 2);
