@@ -4,12 +4,12 @@ A checkpoint is a `.safetensors` file (its folder holds config.json and the toke
 model folder (one `model.safetensors`, or shards with `model.safetensors.index.json`), or
 `pytorch_model*.bin` (through torch's weights_only loader; torch is optional). Tensors are
 read one at a time with positional reads into a fresh buffer, never through a long-lived
-memory map, so the resident memory is one tensor, whatever the checkpoint's size.
+memory map, so the resident memory is one tensor, whatever the checkpoint's size; the next
+tensors can be prefetched (an OS read-ahead hint) while the current one is quantized.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from sqllm.formats.errors import ConversionError
+
+from .numeric import widen_to_f32
 
 _ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64}
 _ST_SIZES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
@@ -66,10 +68,6 @@ def _read_safetensors_header(path: Path) -> dict[str, _Entry]:
     return entries
 
 
-def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
-    return (raw.astype(np.uint32) << 16).view(np.float32)
-
-
 @dataclass
 class Checkpoint:
     """The tensors of one model, readable one at a time as float32."""
@@ -99,25 +97,40 @@ class Checkpoint:
             t = self._torch_state[name]
             return t.float().numpy().copy()
         e = self._entries[name]
-        buf = bytearray(e.end - e.start)
-        with open(e.path, "rb") as f:
-            f.seek(e.start)
-            if f.readinto(buf) != len(buf):
-                raise ConversionError(f"{e.path}: truncated while reading {name}")
-        if e.dtype == "BF16":
-            return _bf16_to_f32(np.frombuffer(buf, dtype="<u2")).reshape(e.shape)
-        arr = np.frombuffer(buf, dtype=np.dtype(_ST_DTYPES[e.dtype]).newbyteorder("<")).reshape(e.shape)
-        return arr.astype(np.float32)
+        if e.dtype == "F32":  # straight into the result
+            out = np.empty(e.shape, np.float32)
+            self._read_into(name, e, out.reshape(-1).view(np.uint8))
+            return out
+        buf = np.empty(e.end - e.start, np.uint8)
+        self._read_into(name, e, buf)
+        if e.dtype in ("BF16", "F16"):
+            return widen_to_f32(buf, e.dtype).reshape(e.shape)
+        return np.frombuffer(buf, dtype=np.dtype(_ST_DTYPES[e.dtype]).newbyteorder("<")).reshape(e.shape).astype(np.float32)
 
-    def sha256(self) -> list[str]:
-        out = []
-        for p in self.weight_files:
-            h = hashlib.sha256()
-            with open(p, "rb") as f:
-                while chunk := f.read(1 << 24):
-                    h.update(chunk)
-            out.append(h.hexdigest())
-        return out
+    @staticmethod
+    def _read_into(name: str, e: _Entry, buf: np.ndarray) -> None:
+        with open(e.path, "rb", buffering=0) as f:
+            f.seek(e.start)
+            view, done = memoryview(buf), 0
+            while done < len(view):  # large reads may return early
+                n = f.readinto(view[done:])
+                if not n:
+                    raise ConversionError(f"{e.path}: truncated while reading {name}")
+                done += n
+
+    def prefetch(self, name: str) -> None:
+        """Ask the OS to start reading a tensor's bytes in the background (a hint; safetensors only)."""
+        e = self._entries.get(name)
+        if e is None or not hasattr(os, "posix_fadvise"):
+            return
+        try:
+            fd = os.open(e.path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, e.start, e.end - e.start, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
 
 
 def _safetensors_files(folder: Path) -> list[Path]:

@@ -130,12 +130,40 @@ def _weighted_centroids(u: np.ndarray, w: np.ndarray, bits: int, seed: int) -> n
     return np.sort(np.clip(c, -1.0, 1.0)).astype(np.float32)
 
 
+def key_ranges(keys: np.ndarray, outliers_pct: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each key channel's range (lo, hi) from [tokens, channels] keys: the p/2 % and
+    (100 - p/2) % quantiles (linear interpolation, in float64)."""
+    q = outliers_pct / 200.0
+    x = np.asarray(keys, np.float64)
+    return np.quantile(x, q, axis=0).astype(np.float32), np.quantile(x, 1.0 - q, axis=0).astype(np.float32)
+
+
+# Online key ranges (the uniform method on a file without calibration; SPEC §7).
+ONLINE_SINK = 1
+ONLINE_OUTLIERS = 1.0
+RANGE_TOKENS = 64
+
+
+def quantize_keys_online(k: np.ndarray, centroids: np.ndarray):
+    """Keys [tokens, channels] of one sequence from position 0, without calibration -> dequantized
+    keys as the runtime reads them: the sink in fp16; the next RANGE_TOKENS positions set the
+    ranges from their fp16 values and are quantized from those; every later key from its fp32
+    value. A sequence that ends inside that window keeps it in fp16."""
+    k = np.asarray(k, np.float32)
+    out = k.astype(np.float16).astype(np.float32)
+    a, b = ONLINE_SINK, ONLINE_SINK + RANGE_TOKENS
+    if len(k) < b:
+        return out
+    lo, hi = key_ranges(out[a:b], ONLINE_OUTLIERS)
+    out[a:b] = quantize_keys(out[a:b], lo, hi, centroids)[2]
+    out[b:] = quantize_keys(k[b:], lo, hi, centroids)[2]
+    return out
+
+
 def fit_layer(keys: np.ndarray, key_fisher: np.ndarray, values: np.ndarray, value_fisher: np.ndarray,
               outliers_pct: float, seed: int = 0):
     """One layer's calibration from [tokens, channels] activations and their Fisher weights."""
-    q = outliers_pct / 200.0
-    lo = np.quantile(keys, q, axis=0).astype(np.float32)
-    hi = np.quantile(keys, 1.0 - q, axis=0).astype(np.float32)
+    lo, hi = key_ranges(keys, outliers_pct)
     zero, scale = np.float32(0.5) * (lo + hi), np.float32(0.5) * (hi - lo)
     k_in = (keys >= lo) & (keys <= hi)
     ku = _normalize(keys, zero, scale)

@@ -6,16 +6,17 @@ Fisher value F among the rest. Both counts are exact (round(pct / 100 * numel));
 the threshold go to the lowest flat index, so the choice is deterministic.
 
 Memory stays a small multiple of a bool mask: a fixed random sample gives a threshold just
-below the k-th largest score, one chunked pass collects the few entries above it, and
-np.partition on those finds the exact cut. Nothing is sorted and no float64 (nor full
-float32) copy of the matrix is made.
+below the k-th largest score, one parallel pass (numeric.scores_at_least) collects the few
+entries above it, and np.partition on those finds the exact cut. Nothing is sorted and no
+float64 (nor full float32) copy of the matrix is made.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_CHUNK = 1 << 22
+from .numeric import gather_csr, scores_at_least
+
 _SAMPLE = 1 << 18
 
 
@@ -23,18 +24,21 @@ def _sample_positions(n, m):
     return np.random.default_rng(0).integers(0, n, m)
 
 
-def _scores(chunk, absolute):
-    if not np.isfinite(chunk).all() or not (absolute or (chunk >= 0).all()):
-        raise ValueError("W has NaN or infinite entries" if absolute else
-                         "F (the sensitivities) must be finite and >= 0")
-    return np.abs(chunk) if absolute else chunk
+_BAD = {True: "W has NaN or infinite entries", False: "F (the sensitivities) must be finite and >= 0"}
+
+
+def _scores(sample, absolute):
+    if not np.isfinite(sample).all() or not (absolute or (sample >= 0).all()):
+        raise ValueError(_BAD[absolute])
+    return np.abs(sample) if absolute else sample
 
 
 def _top_indices(flat, count, absolute, excluded, n_excluded):
     """Flat indices of the count largest scores (|flat| or flat) outside excluded, the lowest
     index first among equal scores; count must not exceed the entries outside excluded."""
     n = flat.size
-    idx_type = np.int32 if n < 2**31 else np.int64
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float32)
     threshold = -np.inf
     if count < (n - n_excluded) // 8:
         pos = _sample_positions(n, min(n, _SAMPLE))
@@ -47,18 +51,9 @@ def _top_indices(flat, count, absolute, excluded, n_excluded):
         if rank < m:
             threshold = np.partition(sample, m - rank)[m - rank]
     for _attempt in range(2):
-        idx, vals = [], []
-        for a in range(0, n, _CHUNK):
-            b = min(a + _CHUNK, n)
-            s = _scores(flat[a:b], absolute)
-            keep = s >= threshold
-            if excluded is not None:
-                keep &= ~excluded[a:b]
-            pos = np.flatnonzero(keep)
-            idx.append((pos + a).astype(idx_type))
-            vals.append(s[pos])
-        idx = np.concatenate(idx)
-        vals = np.concatenate(vals)
+        idx, vals, bad = scores_at_least(flat, threshold, absolute, excluded)
+        if bad:
+            raise ValueError(_BAD[absolute])
         if idx.size >= count:
             break
         threshold = -np.inf  # an unlucky sample: take every candidate
@@ -112,10 +107,7 @@ def to_csr(mask_sparse: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.
         raise ValueError(f"mask must be a 2-D matrix, got shape {mask_sparse.shape}")
     if values.shape != mask_sparse.shape:
         raise ValueError(f"values have shape {values.shape}, the mask has {mask_sparse.shape}")
-    rows, cols = mask_sparse.shape
-    if cols >= 2**31 or mask_sparse.size and np.count_nonzero(mask_sparse) >= 2**31:
+    if mask_sparse.shape[1] >= 2**31:
         raise ValueError("the sparse part is too large for int32 indices")
-    r, c = np.nonzero(mask_sparse)  # row-major order: columns ascend within each row
-    rowptr = np.zeros(rows + 1, np.int32)
-    np.cumsum(np.bincount(r, minlength=rows), out=rowptr[1:])
-    return rowptr, c.astype(np.int32), np.asarray(values[r, c], dtype=np.float16)
+    rowptr, cols, vals = gather_csr(np.ascontiguousarray(mask_sparse), np.ascontiguousarray(values))
+    return rowptr, cols, vals.astype(np.float16)

@@ -50,9 +50,10 @@ def run(
     ctx_size: int = typer.Option(0, "--ctx-size", help="Context length; 0 = the model's."),
     kv_cache: str = typer.Option("f16", "--kv-cache", help="Precision of an unquantized KV cache: f16 or f32."),
     kv_bits: Optional[int] = typer.Option(None, "--kv-bits", help="Quantize the KV cache to 2, 3 or 4 bits (KVQuant; "
-                                          "the file needs KV calibration). Default: as the file says."),
+                                          "nuq needs the file's KV calibration). Default: as the file says."),
     no_kv_quant: bool = typer.Option(False, "--no-kv-quant", help="Keep the KV cache in fp16 even if the file calibrates one."),
-    kv_method: str = typer.Option("nuq", "--kv-method", help="nuq (the calibrated non-uniform datatype) or uniform."),
+    kv_method: str = typer.Option("nuq", "--kv-method", help="nuq (the calibrated non-uniform datatype) or uniform (evenly spaced levels; "
+                                   "on a file without KV calibration it sets the key ranges from the sequence and needs --kv-bits)."),
     int8: bool = typer.Option(False, "--int8", help="Quantized linears with int8 activations and LUTs: faster "
                               "decode, approximate (see docs/RESULTS.md)."),
     chat: bool = typer.Option(False, "--chat", help="Wrap the prompt in the model's chat template."),

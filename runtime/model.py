@@ -39,7 +39,8 @@ class Model:
                  int8: bool = False, verify_checksums: bool = False):
         """kv_bits: None quantizes the KV cache as the file says (KVQuant, when it was converted
         with --kv-bits), 0 never, 2/3/4 at that width; kv_method "nuq" (the file's calibrated
-        datatype) or "uniform" (evenly spaced levels, same ranges, outliers and sink).
+        datatype) or "uniform" (evenly spaced levels, same ranges, outliers and sink; on a file
+        without KV calibration the key ranges come from the sequence, and kv_bits must be given).
         kv_cache: f16 or f32, the precision of a cache that is not quantized.
         int8: run the 2-4-bit linears with int8 activations and 255-level LUTs (faster decode,
         approximate: see docs/RESULTS.md) instead of the exact fp32 path."""

@@ -103,6 +103,30 @@ def test_parallel_packing_equals_the_reference(bits, shape):
             pack_codes_fast(np.full((2, 3), 1 << bits, np.uint8), bits)
 
 
+def test_parallel_passes_equal_numpy():
+    from sqllm.converter.numeric import bad_counts, gather_csr, widen_to_f32
+    halves = np.arange(1 << 16, dtype=np.uint16)  # every bit pattern: subnormals, inf, nan
+    want = halves.view(np.float16).astype(np.float32)
+    got = widen_to_f32(halves.view(np.uint8), "F16")
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(got.view(np.uint32)[~nan], want.view(np.uint32)[~nan])
+    assert np.isnan(got[nan]).all()
+    bf16 = widen_to_f32(halves.view(np.uint8), "BF16")
+    np.testing.assert_array_equal(bf16.view(np.uint32), halves.astype(np.uint32) << 16)
+    assert bad_counts(np.array([1, -2, np.nan, np.inf, -np.inf, 0, -0.0], np.float32)) == (3, 1)
+    assert bad_counts(np.zeros((0, 3), np.float32)) == (0, 0)
+    rng = np.random.default_rng(0)
+    for shape, density in (((300, 1001), 0.01), ((4, 7), 0.0), ((0, 5), 0.5), ((9, 33), 1.0)):
+        mask = rng.random(shape) < density
+        values = rng.standard_normal(shape).astype(np.float16)
+        rowptr, cols, vals = gather_csr(mask, values)
+        r, c = np.nonzero(mask)
+        np.testing.assert_array_equal(cols, c)
+        np.testing.assert_array_equal(vals, values[r, c])
+        np.testing.assert_array_equal(rowptr, np.concatenate([[0], np.cumsum(mask.sum(1))]))
+        assert rowptr.dtype == cols.dtype == np.int32
+
+
 def test_dense_only(tmp_path, stories_fisher):
     f = tmp_path / "dense.sqf"
     sqconvert(STORIES, "-o", f, "--outliers", 0, "--sensitive", 0, "--fisher", stories_fisher, "--quiet")

@@ -1,7 +1,6 @@
 """The .sqf format: Python writer -> C++ loader round trips, the golden file, gguf-py, and corrupt files."""
 
 import json
-import shutil
 import struct
 import subprocess
 import sys

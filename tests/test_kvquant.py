@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from sqllm import _sqllm
-from sqllm.converter.kvquant import quantize_keys, quantize_values, uniform_centroids, value_outlier_count
+from sqllm.converter.kvquant import (ONLINE_OUTLIERS, ONLINE_SINK, RANGE_TOKENS, key_ranges, quantize_keys,
+                                     quantize_keys_online, quantize_values, uniform_centroids, value_outlier_count)
 from sqllm.formats import SqfWriter
 from sqllm.formats import constants as C
-from sqllm.formats.errors import FormatError, UnsupportedError
+from sqllm.formats.errors import FormatError, RuntimeFailure, UnsupportedError
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
 
@@ -156,6 +157,51 @@ def test_perplexity_degrades_gracefully(kv_files):
     uni2 = Model(kv_files / "kv1.sqf", kv_bits=2, kv_method="uniform").perplexity(text)
     assert ppl[0] <= ppl[4] < 1.05 * ppl[0]
     assert ppl[4] < ppl[3] < ppl[2] < uni2
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_uniform_without_calibration_sets_key_ranges_online(kv_files, bits):
+    model = _sqllm.LoadedModel(str(kv_files / "plain.sqf"))
+    cache = _sqllm.QuantKvCache(model, 200, bits, "uniform")
+    assert cache.online_ranges and cache.sink == ONLINE_SINK
+    uc = uniform_centroids(bits)
+    rng = np.random.default_rng(bits)
+    channels = 32
+    k, v = heavy_tailed(rng, 150, channels, np.full(channels, -1.0), np.linspace(0.0, 3.0, channels))
+    window_end = ONLINE_SINK + RANGE_TOKENS
+    # Before the window is complete its keys read back in fp16; values are quantized at once.
+    cache.store(2, 0, k[:30], v[:30])
+    f16 = k.astype(np.float16).astype(np.float32)
+    gk = np.array([cache.read(2, p)[0] for p in range(30)])
+    np.testing.assert_array_equal(gk, f16[:30])
+    # Batches that cross the end of the window, then go on past it.
+    cache.store(2, 30, k[30:window_end + 3], v[30:window_end + 3])
+    cache.store(2, window_end + 3, k[window_end + 3:], v[window_end + 3:])
+    got = [cache.read(2, p) for p in range(150)]
+    gk, gv = np.array([g[0] for g in got]), np.array([g[1] for g in got])
+    want = quantize_keys_online(k, uc)
+    np.testing.assert_allclose(gk, want, rtol=1e-6, atol=1e-7)
+    assert (gk[ONLINE_SINK:] != f16[ONLINE_SINK:]).mean() > 0.5  # quantized, not kept
+    lo, hi = key_ranges(f16[ONLINE_SINK:window_end], ONLINE_OUTLIERS)
+    assert ((k[window_end:] < lo) | (k[window_end:] > hi)).any()  # later keys meet outliers too
+    _, _, _, _, vref = quantize_values(v[ONLINE_SINK:], ONLINE_OUTLIERS, uc)
+    np.testing.assert_allclose(gv[ONLINE_SINK:], vref, rtol=1e-6, atol=1e-7)
+    # A reset context rewrites the window: its keys are fp16 again until it is complete.
+    cache.store(2, 0, k[:10] + 1.0, v[:10])
+    np.testing.assert_array_equal(cache.read(2, 5)[0], (k[5] + 1.0).astype(np.float16).astype(np.float32))
+
+
+def test_uniform_without_calibration_in_the_runtime(kv_files):
+    text = VALID_TEXT.read_text()[:12000]
+    plain = kv_files / "plain.sqf"
+    ref = Model(plain).perplexity(text)
+    ppl = {b: Model(plain, kv_bits=b, kv_method="uniform").perplexity(text) for b in (2, 4)}
+    assert ref < ppl[4] < 1.1 * ref and ppl[4] < ppl[2]
+    with pytest.raises(RuntimeFailure, match="plain.sqf: the file has no KV-cache calibration, so the uniform"):
+        Model(plain, kv_method="uniform")
+    r = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(plain), "-p", "Once upon a time", "-n", "80",
+                        "--temp", "0", "--kv-bits", "3", "--kv-method", "uniform"], capture_output=True, text=True)
+    assert r.returncode == 0 and "KV cache: KVQuant 3-bit" in r.stderr, r.stderr
 
 
 def test_runtime_errors(kv_files):

@@ -69,15 +69,14 @@ def test_unlucky_sample_falls_back_to_an_exact_answer(monkeypatch):
         scores = F if len(samples) == 3 else np.abs(W)  # |W| for both outlier calls, then F
         return np.argsort(scores.ravel())[-m:]
 
-    def counting_scores(chunk, absolute):
-        if chunk.size == W.size:
-            passes.append(absolute)
-        return scores(chunk, absolute)
+    def counting_passes(flat, threshold, absolute, excluded):
+        passes.append(absolute)
+        return collect(flat, threshold, absolute, excluded)
 
-    scores = sparse._scores
+    collect = sparse.scores_at_least
     monkeypatch.setattr(sparse, "_SAMPLE", 1000)
     monkeypatch.setattr(sparse, "_sample_positions", largest_only)
-    monkeypatch.setattr(sparse, "_scores", counting_scores)
+    monkeypatch.setattr(sparse, "scores_at_least", counting_passes)
     check_split(W, F, 0.2, 0.1)
     assert len(samples) == 3 and len(passes) == 6  # every selection needed its second pass
 

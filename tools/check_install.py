@@ -7,7 +7,6 @@ be byte-identical to the source file the editable install imports, and both nati
 read tests/data/golden.sqf to the same metadata.
 """
 
-import hashlib
 import json
 import subprocess
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a synthetic Llama checkpoint with real LLaMA shapes for benchmarks (never committed).
 
-    python tools/make_synthetic_model.py OUT_DIR [--shape 7b|tiny] [--dtype bfloat16|float16]
+    python tools/make_synthetic_model.py OUT_DIR [--shape 7b|tiny] [--layers N] [--dtype bfloat16|float16]
                                          [--fisher] [--seed N]
 
 The weights are random but heavy-tailed like trained ones (Gaussian bulk, 0.5% of entries
@@ -68,6 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("--shape", choices=sorted(SHAPES), default="7b")
+    ap.add_argument("--layers", type=int, help="decoder layers (default: the shape's); fewer for quick profiles")
     ap.add_argument("--dtype", choices=["bfloat16", "float16"], default="bfloat16")
     ap.add_argument("--fisher", action="store_true", help="also write fisher.safetensors beside the model")
     ap.add_argument("--seed", type=int, default=0)
@@ -76,6 +77,10 @@ def main() -> None:
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu", "rms_norm_eps": 1e-5,
            "rope_theta": 10000.0, "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2,
            "torch_dtype": args.dtype, **SHAPES[args.shape]}
+    if args.layers is not None:
+        if args.layers < 1:
+            raise SystemExit("--layers must be >= 1")
+        cfg["num_hidden_layers"] = args.layers
     (args.out / "config.json").write_text(json.dumps(cfg, indent=2))
     for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"):
         shutil.copy(ROOT / "models" / "stories260K" / f, args.out / f)

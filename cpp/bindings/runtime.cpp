@@ -129,6 +129,7 @@ void register_runtime(py::module_ &m) {
              }),
              py::arg("model"), py::arg("n_ctx"), py::arg("bits"), py::arg("method") = "nuq", py::keep_alive<1, 2>())
         .def_property_readonly("sink", &sqllm::QuantKvCache::sink)
+        .def_property_readonly("online_ranges", &sqllm::QuantKvCache::online_ranges)
         .def("store", [](sqllm::QuantKvCache &c, int layer, int pos0, const F32Array &k, const F32Array &v) {
             if (k.ndim() != 2 || v.ndim() != 2 || k.shape(1) != c.channels() || v.shape(1) != c.channels() || k.shape(0) != v.shape(0))
                 throw py::value_error("keys and values must both be [n, channels]");

@@ -60,39 +60,35 @@ void unpack(const uint8_t *row, int64_t c0, int64_t n, int bits, uint8_t *out) {
 QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMethod method) : bits_(bits), n_ctx_(n_ctx) {
     const ModelConfig &c = file.config();
     const KvCalibration &cal = file.kv_calibration();
-    if (!cal.present)
+    if (!cal.present && method == KvMethod::Nuq)
         throw Error(SQLLM_ERR_UNSUPPORTED, file.path() + ": the file has no KV-cache calibration "
-                                           "(convert with sqconvert --kv-bits N --calib-data TEXT)");
+                                           "(convert with sqconvert --kv-bits N --calib-data TEXT, or use the uniform "
+                                           "method, which needs none)");
     if (bits < 2 || bits > 4) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "KV-cache bits must be 2, 3 or 4, got " + std::to_string(bits));
     C_ = int64_t(c.num_kv_heads) * c.head_dim;
     D_ = c.head_dim;
     if (D_ > kMaxHeadDim) throw Error(SQLLM_ERR_UNSUPPORTED, file.path() + ": head_dim above " + std::to_string(kMaxHeadDim) + " with a quantized KV cache");
     if (C_ > 65536) throw Error(SQLLM_ERR_UNSUPPORTED, file.path() + ": more than 65536 KV channels per token");
-    sink_ = int32_t(std::min<uint32_t>(cal.sink, uint32_t(n_ctx)));
+    online_ = !cal.present;
+    outliers_ = online_ ? kOnlineOutliers : cal.outliers;
+    sink_ = int32_t(std::min<uint32_t>(online_ ? uint32_t(kOnlineSink) : cal.sink, uint32_t(n_ctx)));
     row_bytes_ = (C_ * bits + 7) / 8 + 3;  // spare bytes: codes are read as 16- or 32-bit words
-    n_value_outliers_ = int64_t(std::floor(double(cal.outliers) * double(C_) / 100.0 + 0.5));
+    n_value_outliers_ = int64_t(std::floor(double(outliers_) * double(C_) / 100.0 + 0.5));
     std::vector<float> uniform(size_t(1) << bits);
     for (size_t i = 0; i < uniform.size(); i++) uniform[i] = float(-1.0 + 2.0 * double(i) / double(uniform.size() - 1));
     layers_.resize(c.num_layers);
     for (uint32_t l = 0; l < c.num_layers; l++) {
-        const KvLayerCalibration &k = cal.layers[l];
         Layer &L = layers_[l];
-        L.key_lo = k.key_lo;
-        L.key_hi = k.key_hi;
-        L.key_zero.resize(size_t(C_));
-        L.key_scale.resize(size_t(C_));
-        for (int64_t ch = 0; ch < C_; ch++) {
-            L.key_zero[size_t(ch)] = 0.5f * (k.key_lo[size_t(ch)] + k.key_hi[size_t(ch)]);
-            L.key_scale[size_t(ch)] = 0.5f * (k.key_hi[size_t(ch)] - k.key_lo[size_t(ch)]);
-        }
-        L.kcent = method == KvMethod::Nuq ? k.key_centroids[bits - 2] : uniform;
-        L.vcent = method == KvMethod::Nuq ? k.value_centroids[bits - 2] : uniform;
+        L.kcent = method == KvMethod::Nuq ? cal.layers[l].key_centroids[bits - 2] : uniform;
+        L.vcent = method == KvMethod::Nuq ? cal.layers[l].value_centroids[bits - 2] : uniform;
         L.kmid = midpoints(L.kcent);
-        L.ktable.resize(size_t(C_) << bits);
-        for (int64_t ch = 0; ch < C_; ch++)
-            for (size_t q = 0; q < L.kcent.size(); q++)
-                L.ktable[(size_t(ch) << bits) + q] = L.key_zero[size_t(ch)] + L.key_scale[size_t(ch)] * L.kcent[q];
         L.vmid = midpoints(L.vcent);
+        if (online_) {
+            L.kwarm.resize(size_t(kRangeTokens) * size_t(C_));
+            L.ranges_set = false;
+        } else {
+            set_key_ranges(L, cal.layers[l].key_lo.data(), cal.layers[l].key_hi.data());
+        }
         L.kcodes.resize(size_t(n_ctx) * size_t(row_bytes_));
         L.vcodes.resize(size_t(n_ctx) * size_t(row_bytes_));
         L.vrange.resize(size_t(n_ctx) * 2);
@@ -102,6 +98,43 @@ QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMetho
         L.vsink.resize(size_t(sink_) * size_t(C_));
     }
     order_.resize(size_t(C_));
+}
+
+void QuantKvCache::set_key_ranges(Layer &L, const float *lo, const float *hi) {
+    L.key_lo.assign(lo, lo + C_);
+    L.key_hi.assign(hi, hi + C_);
+    L.key_zero.resize(size_t(C_));
+    L.key_scale.resize(size_t(C_));
+    L.ktable.resize(size_t(C_) << bits_);
+    for (int64_t ch = 0; ch < C_; ch++) {
+        L.key_zero[size_t(ch)] = 0.5f * (lo[ch] + hi[ch]);
+        L.key_scale[size_t(ch)] = 0.5f * (hi[ch] - lo[ch]);
+        for (size_t q = 0; q < L.kcent.size(); q++)
+            L.ktable[(size_t(ch) << bits_) + q] = L.key_zero[size_t(ch)] + L.key_scale[size_t(ch)] * L.kcent[q];
+    }
+    L.ranges_set = true;
+}
+
+// Each channel's range from the warm-up keys: the p/2 % and (100 - p/2) % quantiles with
+// linear interpolation between order statistics (numpy's default), as calibration sets them.
+void QuantKvCache::set_ranges_from_warm(Layer &L) {
+    const int n = kRangeTokens;
+    const double q = double(outliers_) / 200.0;
+    std::vector<float> lo(static_cast<size_t>(C_)), hi(static_cast<size_t>(C_));
+    std::vector<double> x(static_cast<size_t>(n));
+    auto quantile = [&](double p) {
+        const double h = p * double(n - 1);
+        const int j = std::min(int(std::floor(h)), n - 2);
+        const double t = h - double(j), a = x[size_t(j)], b = x[size_t(j) + 1];
+        return float(t < 0.5 ? a + (b - a) * t : b - (b - a) * (1.0 - t));
+    };
+    for (int64_t ch = 0; ch < C_; ch++) {
+        for (int i = 0; i < n; i++) x[size_t(i)] = kernels::fp16_to_fp32(L.kwarm[size_t(i) * size_t(C_) + size_t(ch)]);
+        std::sort(x.begin(), x.end());
+        lo[size_t(ch)] = quantile(q);
+        hi[size_t(ch)] = quantile(1.0 - q);
+    }
+    set_key_ranges(L, lo.data(), hi.data());
 }
 
 void QuantKvCache::store(int layer, int32_t pos0, int32_t n, const float *k, const float *v) {
@@ -114,15 +147,35 @@ void QuantKvCache::store(int layer, int32_t pos0, int32_t n, const float *k, con
         L.kval.resize(L.koff[size_t(pos)]);
         L.vidx.resize(L.voff[size_t(pos)]);
         L.vval.resize(L.voff[size_t(pos)]);
+        const int32_t warm = pos - sink_;  // index in the warm-up window of online ranges
         if (pos < sink_) {
             kernels::fp32_to_fp16_array(kt, L.ksink.data() + size_t(pos) * size_t(C_), C_);
             kernels::fp32_to_fp16_array(vt, L.vsink.data() + size_t(pos) * size_t(C_), C_);
+        } else if (online_ && warm < kRangeTokens) {
+            // A new warm-up window (also when a reset context rewrites it): the ranges wait
+            // for its last key.
+            L.ranges_set = false;
+            kernels::fp32_to_fp16_array(kt, L.kwarm.data() + size_t(warm) * size_t(C_), C_);
+            store_value(L, pos, vt);
         } else {
             store_key(L, pos, kt);
             store_value(L, pos, vt);
         }
         L.koff[size_t(pos) + 1] = uint32_t(L.kidx.size());
         L.voff[size_t(pos) + 1] = uint32_t(L.vidx.size());
+        if (online_ && warm == kRangeTokens - 1) {
+            // The window is complete and holds the last positions stored: quantize its keys
+            // (from their fp16 values) with the new ranges, outliers appended in order.
+            set_ranges_from_warm(L);
+            L.kidx.resize(L.koff[size_t(sink_)]);
+            L.kval.resize(L.koff[size_t(sink_)]);
+            std::vector<float> key(static_cast<size_t>(C_));
+            for (int32_t i = 0; i < kRangeTokens; i++) {
+                kernels::fp16_to_fp32_array(L.kwarm.data() + size_t(i) * size_t(C_), key.data(), C_);
+                store_key(L, sink_ + i, key.data());
+                L.koff[size_t(sink_ + i) + 1] = uint32_t(L.kidx.size());
+            }
+        }
     }
 }
 
@@ -176,6 +229,13 @@ void QuantKvCache::store_value(Layer &L, int32_t pos, const float *v) {
 
 void QuantKvCache::key(int layer, int32_t pos, int head, float *out) const {
     const Layer &L = layers_[size_t(layer)];
+    if (!L.ranges_set && pos >= sink_) {
+        if (pos - sink_ < kRangeTokens)  // the warm-up window of online ranges, in fp16
+            kernels::fp16_to_fp32_array(L.kwarm.data() + size_t(pos - sink_) * size_t(C_) + size_t(head) * size_t(D_), out, D_);
+        else  // not stored since the window was last rewritten
+            std::fill(out, out + D_, 0.0f);
+        return;
+    }
     const float *table = L.ktable.data() + (size_t(head) * size_t(D_) << bits_);
     const int bits = bits_;
     decode({L.ksink.data(), L.kcodes.data(), L.koff.data(), L.kidx.data(), L.kval.data()}, pos, head, out,
@@ -214,6 +274,7 @@ uint64_t QuantKvCache::bytes_used(int32_t n_tokens) const {
     for (const Layer &L : layers_) {
         total += sink * uint64_t(C_) * 2 * 2;                      // fp16 keys and values
         total += rest * (2 * packed + 2 * 2);                      // codes, value zero and scale
+        if (!L.ranges_set) total += uint64_t(L.kwarm.size()) * 2;  // warm-up keys in fp16
         total += n * 2 * 4;                                        // outlier offsets
         total += (uint64_t(L.koff[n]) + uint64_t(L.voff[n])) * 4;  // outliers: index and fp16 value
     }

@@ -2,6 +2,11 @@
 // entry coded as the nearest of 2^bits centroids of its normalized value; outliers kept exactly
 // in fp16 as a per-token sparse list; the first `sink` positions kept whole in fp16.
 // converter/kvquant.py holds the numpy reference this must agree with.
+//
+// The uniform method also runs on a file without calibration: the key ranges then come from
+// the sequence itself (SPEC §7, "online key ranges"): the keys of the first kRangeTokens
+// positions past the sink are held in fp16 until the last of them arrives, then each channel's
+// range is set from their quantiles and they are quantized like every later key.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +21,16 @@ enum class KvMethod { Nuq, Uniform };
 class QuantKvCache {
 public:
     static constexpr int64_t kMaxHeadDim = 1024;
-    // Throws Error when the file has no calibration or the model cannot use it.
+    static constexpr int32_t kRangeTokens = 64;
+    // Without calibration (uniform only): the sink and the outlier percentage.
+    static constexpr int32_t kOnlineSink = 1;
+    static constexpr float kOnlineOutliers = 1.0f;
+    // Throws Error when the model cannot use the cache, or the file has no calibration and the
+    // method is nuq.
     QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMethod method);
 
     int bits() const { return bits_; }
+    bool online_ranges() const { return online_; }
     int32_t sink() const { return sink_; }
     int64_t channels() const { return C_; }
     int64_t head_dim() const { return D_; }
@@ -44,7 +55,13 @@ private:
         std::vector<uint32_t> koff, voff;        // [n_ctx + 1]: outliers of position p are [off[p], off[p+1])
         std::vector<uint16_t> kidx, kval, vidx, vval;
         std::vector<uint16_t> ksink, vsink;      // [sink][channels] fp16
+        // Online key ranges: the fp16 keys of the positions [sink, sink + kRangeTokens) while
+        // the ranges are not set (ranges_set false), [kRangeTokens][channels].
+        std::vector<uint16_t> kwarm;
+        bool ranges_set = true;
     };
+    void set_key_ranges(Layer &L, const float *lo, const float *hi);
+    void set_ranges_from_warm(Layer &L);
     void store_key(Layer &L, int32_t pos, const float *k);
     void store_value(Layer &L, int32_t pos, const float *v);
     // What keys and values share: the sink rows in fp16, otherwise level(d, code) for each
@@ -59,7 +76,9 @@ private:
     void decode(const Stream &s, int32_t pos, int head, float *out, Level level) const;
 
     int bits_;
+    bool online_ = false;
     int32_t n_ctx_, sink_;
+    float outliers_;  // percent
     int64_t C_, D_, row_bytes_, n_value_outliers_;
     std::vector<Layer> layers_;
     std::vector<int32_t> order_;                      // scratch for the value outliers

@@ -205,6 +205,9 @@ Context::Context(const Model &model, const ContextParams &params)
     size_t kv = size_t(c.num_layers) * size_t(n_ctx_) * c.num_kv_heads * c.head_dim;
     const KvCalibration &cal = model.file().kv_calibration();
     const int kv_bits = params.kv_bits == -1 ? (cal.present ? int(cal.bits) : 0) : params.kv_bits;
+    if (params.kv_bits == -1 && !cal.present && params.kv_method == KvMethod::Uniform)
+        throw Error(SQLLM_ERR_INVALID_ARGUMENT, model.file().path() + ": the file has no KV-cache calibration, so the "
+                                                "uniform KV cache needs its width given (kv_bits 2, 3 or 4)");
     if (kv_bits != 0 && (kv_bits < 2 || kv_bits > 4))
         throw Error(SQLLM_ERR_INVALID_ARGUMENT, "KV-cache bits must be -1 (the file's choice), 0 (none), 2, 3 or 4; got " + std::to_string(params.kv_bits));
     if (kv_bits) {
