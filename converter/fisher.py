@@ -43,21 +43,15 @@ def calibration_sequences(token_ids: list[int], seq_len: int, samples: int | Non
     return [token_ids[s:s + seq_len] for s in starts]
 
 
-def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
-                   samples: int | None = None, seq_len: int | None = None, kind: str = "gradients",
-                   device: str = "cpu", checkpointing: bool = False, overwrite: bool = False,
-                   progress: bool = True) -> dict:
+def open_calibration(model_dir: Path, data: Path, what: str, device: str = "cpu"):
+    """What a calibration run starts from: (torch, the tokenizer, the model in fp32 on device,
+    the token ids of the calibration text without special tokens, the model's context length).
+    `what` names the command in the error when torch or transformers is missing."""
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as e:
-        raise ConversionError("sqconvert fisher needs torch and transformers (pip install 'sqllm[torch,test]')") from e
-    if kind not in ("gradients", "activations"):
-        raise ConversionError(f"--fisher-kind must be gradients or activations, got {kind!r}")
-    model_dir, data, output = Path(model_dir), Path(data), Path(output)
-    if output.exists() and not overwrite:
-        from sqllm.formats.errors import OutputExistsError
-        raise OutputExistsError(f"{output}: output exists (use --force to overwrite)")
+        raise ConversionError(f"{what} needs torch and transformers (pip install 'sqllm[torch,test]')") from e
     try:
         text = data.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -67,14 +61,27 @@ def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
     except Exception as e:  # transformers raises many types for unloadable folders
         raise ConversionError(f"{model_dir}: transformers cannot load the model: {e}") from e
+    model.eval()
     ctx = int(getattr(model.config, "max_position_embeddings", 2048))
+    return torch, tok, model, tok(text, add_special_tokens=False)["input_ids"], ctx
+
+
+def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
+                   samples: int | None = None, seq_len: int | None = None, kind: str = "gradients",
+                   device: str = "cpu", checkpointing: bool = False, overwrite: bool = False,
+                   progress: bool = True) -> dict:
+    if kind not in ("gradients", "activations"):
+        raise ConversionError(f"--fisher-kind must be gradients or activations, got {kind!r}")
+    model_dir, data, output = Path(model_dir), Path(data), Path(output)
+    if output.exists() and not overwrite:
+        from sqllm.formats.errors import OutputExistsError
+        raise OutputExistsError(f"{output}: output exists (use --force to overwrite)")
+    torch, _, model, ids, ctx = open_calibration(model_dir, data, "sqconvert fisher", device)
     seq_len = seq_len or min(512, ctx)
     if seq_len < 2 or seq_len > ctx:
         raise ConversionError(f"--seq-len must be in [2, {ctx}], got {seq_len}")
-    ids = tok(text, add_special_tokens=False)["input_ids"]
     seqs = calibration_sequences(ids, seq_len, samples, data=data)
 
-    model.eval()
     if checkpointing:
         model.gradient_checkpointing_enable()
     params = {n: p for n, p in model.named_parameters() if is_layer_linear(n)}

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from sqllm.formats import constants as C
 from sqllm.formats.errors import ConversionError
 
-from .fisher import calibration_sequences
+from .fisher import calibration_sequences, open_calibration
 from .kmeans import weighted_kmeans_rows
 
 KV_BITS = (2, 3, 4)
@@ -189,30 +189,14 @@ def calibrate(model_dir: Path, data: Path, *, bits: int, outliers: float, sink: 
         raise ConversionError(f"--kv-outliers must be a percent in [0, 50), got {outliers}")
     if sink < 0:
         raise ConversionError(f"--kv-sink must be >= 0, got {sink}")
-    try:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError as e:
-        raise ConversionError("KV calibration needs torch and transformers (pip install 'sqllm[torch,test]')") from e
     model_dir, data = Path(model_dir), Path(data)
-    try:
-        text = data.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConversionError(f"{data}: cannot read the calibration text: {e}") from e
-    try:
-        tok = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    except Exception as e:  # transformers raises many types for unloadable folders
-        raise ConversionError(f"{model_dir}: transformers cannot load the model: {e}") from e
-    ctx = int(getattr(model.config, "max_position_embeddings", 2048))
+    torch, tok, model, ids, ctx = open_calibration(model_dir, data, "KV calibration")
     if not sink < seq_len <= ctx:
         raise ConversionError(f"--calib-seq-len must be in ({sink}, {ctx}], got {seq_len}")
-    ids = tok(text, add_special_tokens=False)["input_ids"]
     # Each sample starts as the runtime's sequences do: with BOS where the tokenizer adds one.
     prefix = list(tok("", add_special_tokens=True)["input_ids"])
     seqs = [prefix + s for s in calibration_sequences(ids, seq_len - len(prefix), samples, data=data)]
 
-    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     layers = model.model.layers

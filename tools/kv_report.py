@@ -113,7 +113,9 @@ def main() -> None:
         f"last ctx-512 window; decode after {len(ids)} tokens of context, {args.decode_tokens} tokens, "
         f"{args.threads or 'all'} threads. Regenerate: `python tools/kv_report.py --model {args.model}"
         f"{'' if args.windows is None else f' --windows {args.windows}'}"
-        f"{'' if args.long_ctx is None else f' --long-ctx {args.long_ctx}'}`",
+        f"{'' if args.long_ctx is None else f' --long-ctx {args.long_ctx}'}"
+        f"{'' if args.decode_tokens == 16 else f' --decode-tokens {args.decode_tokens}'}"
+        f"{'' if not args.threads else f' --threads {args.threads}'}`",
         "",
         f"| KV cache | ppl ctx 512 |{f' ppl ctx {long_ctx} |' if long_ctx > 512 else ''} bytes/token | vs fp16 | "
         f"context in {args.budget_gib:g} GiB | decode tok/s | decode vs fp16 |",
