@@ -391,7 +391,8 @@ void Context::attention_quantized(int layer, int32_t n) {
     const size_t out_size = size_t(n) * Hq * D;
     scores_.resize(size_t(n) * Hq * size_t(span));
     partial_.resize(size_t(n_chunks) * out_size);
-    decoded_.resize(size_t(pool_.size()) * 2 * D);
+    decoded_.resize(size_t(pool_.size()) * (2 * D + group));
+    const kernels::KernelTable &kt = kernels::active_kernels();
     auto tokens_reading = [&](int32_t j, int32_t &t0, int32_t &t1) {  // the batch tokens that attend to j
         t0 = std::max(0, j - pos0);
         t1 = window > 0 ? std::min(n, j + window - pos0) : n;
@@ -399,7 +400,7 @@ void Context::attention_quantized(int layer, int32_t n) {
     pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
         const int g = task / n_chunks;
         const int32_t j0 = lo + task % n_chunks * chunk, j1 = std::min(end, j0 + chunk);
-        float *kv = decoded_.data() + size_t(thread) * 2 * D, *rot = kv + D;
+        float *kv = decoded_.data() + size_t(thread) * (2 * D + group), *rot = kv + D, *dots = rot + D;
         for (int32_t j = j0; j < j1; j++) {
             qkv_->key(layer, j, g, kv);
             const float *cs = rope_cos_.data() + size_t(j) * half, *sn = rope_sin_.data() + size_t(j) * half;
@@ -409,13 +410,12 @@ void Context::attention_quantized(int layer, int32_t n) {
             }
             int32_t t0, t1;
             tokens_reading(j, t0, t1);
-            for (int32_t t = t0; t < t1; t++)
-                for (int h = g * group; h < (g + 1) * group; h++) {
-                    const float *q = q_.data() + (size_t(t) * Hq + h) * D;
-                    float dot = 0.0f;
-                    for (int d = 0; d < D; d++) dot += rot[d] * q[d];
-                    scores_[(size_t(t) * Hq + h) * span + size_t(j - lo)] = dot * scale;
-                }
+            for (int32_t t = t0; t < t1; t++) {
+                // The group's query heads are `group` consecutive rows of D: one small matvec.
+                kt.dense_matvec_f32(q_.data() + (size_t(t) * Hq + size_t(g) * group) * D, group, D, rot, dots, 0, group);
+                for (int h = 0; h < group; h++)
+                    scores_[(size_t(t) * Hq + size_t(g) * group + h) * span + size_t(j - lo)] = dots[h] * scale;
+            }
         }
     });
     pool_.parallel_for(n * Hq, [&](int task, int) {
@@ -425,23 +425,32 @@ void Context::attention_quantized(int layer, int32_t n) {
         for (int32_t j = first(pos); j <= pos; j++) maxv = std::max(maxv, s[j]);
         for (int32_t j = first(pos); j <= pos; j++) sum += s[j] = std::exp(s[j] - maxv);
         for (int32_t j = first(pos); j <= pos; j++) s[j] /= sum;
+        // Positions the token does not read weigh zero in the value products below.
+        std::fill(s + lo, s + first(pos), 0.0f);
+        std::fill(s + pos + 1, s + end, 0.0f);
     });
+    // Values: a chunk's decoded values, transposed to [D][positions], times each query head's
+    // weights over those positions: one small matvec per token and head.
+    values_t_.resize(size_t(pool_.size()) * size_t(D) * size_t(chunk));
     pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
         const int g = task / n_chunks, ch = task % n_chunks;
-        const int32_t j0 = lo + ch * chunk, j1 = std::min(end, j0 + chunk);
-        float *acc = partial_.data() + size_t(ch) * out_size, *v = decoded_.data() + size_t(thread) * 2 * D;
-        for (int32_t t = 0; t < n; t++) std::fill_n(acc + (size_t(t) * Hq + size_t(g) * group) * D, size_t(group) * D, 0.0f);
+        const int32_t j0 = lo + ch * chunk, j1 = std::min(end, j0 + chunk), m = j1 - j0;
+        float *acc = partial_.data() + size_t(ch) * out_size, *v = decoded_.data() + size_t(thread) * (2 * D + group);
+        float *vt = values_t_.data() + size_t(thread) * size_t(D) * size_t(chunk);
         for (int32_t j = j0; j < j1; j++) {
             qkv_->value(layer, j, g, v);
-            int32_t t0, t1;
-            tokens_reading(j, t0, t1);
-            for (int32_t t = t0; t < t1; t++)
-                for (int h = g * group; h < (g + 1) * group; h++) {
-                    const float w = scores_[(size_t(t) * Hq + h) * span + size_t(j - lo)];
-                    float *out = acc + (size_t(t) * Hq + h) * D;
-                    for (int d = 0; d < D; d++) out[d] += w * v[d];
-                }
+            for (int d = 0; d < D; d++) vt[size_t(d) * size_t(m) + size_t(j - j0)] = v[d];
         }
+        for (int32_t t = 0; t < n; t++)
+            for (int h = g * group; h < (g + 1) * group; h++) {
+                float *out = acc + (size_t(t) * Hq + h) * D;
+                if (m <= 0) {
+                    std::fill_n(out, D, 0.0f);
+                    continue;
+                }
+                const float *w = scores_.data() + (size_t(t) * Hq + h) * span + size_t(j0 - lo);
+                kt.dense_matvec_f32(vt, D, m, w, out, 0, D);
+            }
     });
     pool_.parallel_for(n * Hq, [&](int task, int) {
         float *out = att_.data() + size_t(task) * D;

@@ -157,7 +157,9 @@ typedef struct sqllm_context_params {
     int kv_fp32;       /* non-zero: fp32 KV cache instead of fp16 (when not quantized) */
     int32_t kv_bits;   /* KVQuant cache: -1 (default) the file's choice, none if it holds no KV
                           calibration; 0 none (fp16/fp32); 2, 3 or 4 bits */
-    int32_t kv_method; /* SQLLM_KV_NUQ (default: the file's calibrated datatype) or SQLLM_KV_UNIFORM */
+    int32_t kv_method; /* SQLLM_KV_NUQ (default: the file's calibrated datatype) or SQLLM_KV_UNIFORM
+                          (evenly spaced levels; on a file without KV calibration the key ranges
+                          come from the sequence, and kv_bits must be 2, 3 or 4) */
     int int8;          /* non-zero: quantized linears run with int8 activations and LUTs (faster,
                           approximate: docs/RESULTS.md); 0 (default): the exact fp32 path */
 } sqllm_context_params;
