@@ -134,6 +134,37 @@ def test_file_replaced_while_mapped(stories_q, tmp_path):
     assert Model(path).logits([1, 2]).shape == (2, 512)
 
 
+@pytest.mark.parametrize("change", ["truncate", "overwrite"])
+def test_file_changed_in_place_while_mapped(stories_q, tmp_path, change):
+    """Truncating the mapped file or rewriting it in place gives a clear error on the next call,
+    never a crash (reads of vanished pages: tests/cpp/test_loader.cpp). A subprocess, so that a
+    crash fails only this test."""
+    f, _ = stories_q
+    path = tmp_path / "m.sqf"
+    shutil.copy(f, path)
+    code = f"""
+import os
+from sqllm.runtime import Model
+from sqllm.formats.errors import FileError
+m = Model({str(path)!r})
+before = m.logits([1, 2, 3])
+if {change!r} == "truncate":
+    os.truncate({str(path)!r}, 4096)
+else:
+    with open({str(path)!r}, "r+b") as fh:
+        fh.seek(os.path.getsize({str(path)!r}) // 2)
+        fh.write(b"garbage")
+try:
+    m.logits([1, 2, 3])
+    print("no error")
+except FileError as e:
+    print("error:", e)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}"
+    assert r.stdout.startswith("error:") and "m.sqf: the file was changed in place" in r.stdout, r.stdout
+
+
 def test_sqrun_cli(stories_q):
     f, hf = stories_q
     p = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(f), "--prompt", "Once upon a time", "-n", "20",

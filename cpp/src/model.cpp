@@ -148,6 +148,7 @@ std::unique_ptr<Model> Model::load(const std::string &path, bool verify_checksum
         w.down = make_matrix(f, p + "mlp.down_proj.weight", "");
         m->layers_.push_back(std::move(w));
     }
+    f.check_unchanged();  // what was copied out of the mapping above came from the file as validated
     return m;
 }
 
@@ -471,12 +472,14 @@ void Context::eval(const int32_t *tokens, int32_t n, float *logits, bool all_log
     for (int32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= vocab)
             throw Error(SQLLM_ERR_INVALID_ARGUMENT, "token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " + std::to_string(vocab));
+    model_.file().check_unchanged();
     for (int32_t done = 0; done < n; done += params_.n_batch) {
         int32_t m = std::min(params_.n_batch, n - done);
         bool last = done + m == n;
         float *out = all_logits ? logits + size_t(done) * vocab : (last ? logits : nullptr);
         forward_batch(tokens + done, m, out, all_logits);
     }
+    model_.file().check_unchanged();  // the weights read during this call were the file's
 }
 
 void Context::forward_batch(const int32_t *tokens, int32_t n, float *logits, bool all_logits) {

@@ -3,6 +3,8 @@
 // arithmetic that cannot overflow, before anything is read through it.
 #include "sqf.h"
 
+#include "mapguard.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -120,25 +122,39 @@ std::unique_ptr<SqfFile> SqfFile::open(const std::string &path, bool verify) {
         ::close(fd);
         f->fail(SQLLM_ERR_IO, "not a regular file");
     }
+    f->fd_ = fd;
     f->size_ = static_cast<uint64_t>(st.st_size);
-    if (f->size_ < 24) {
-        ::close(fd);
+    f->mtime_ns_ = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    if (f->size_ < 24)
         f->fail(SQLLM_ERR_FORMAT, "truncated: " + std::to_string(f->size_) + " bytes is too small for a GGUF header");
-    }
     void *p = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    ::close(fd);
     if (p == MAP_FAILED) f->fail(SQLLM_ERR_IO, std::string("cannot map: ") + std::strerror(errno));
     f->base_ = static_cast<const uint8_t *>(p);
+    guard_mapping(p, f->size_);
     f->parse();
     f->validate_config();
     f->validate_linears();
     f->validate_kv();
     if (verify) f->verify_checksums();
+    f->check_unchanged();
     return f;
 }
 
 SqfFile::~SqfFile() {
-    if (base_) munmap(const_cast<uint8_t *>(base_), size_);
+    if (base_) {
+        unguard_mapping(base_);
+        munmap(const_cast<uint8_t *>(base_), size_);
+    }
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void SqfFile::check_unchanged() const {
+    struct stat st;
+    const bool same = fstat(fd_, &st) == 0 && uint64_t(st.st_size) == size_ &&
+                      int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec == mtime_ns_;
+    if (!same || mapping_damaged(base_))
+        fail(SQLLM_ERR_IO, "the file was changed in place while in use (truncated or overwritten); what was read from "
+                           "it since is not valid: load it again");
 }
 
 void SqfFile::parse() {

@@ -102,6 +102,10 @@ public:
     std::vector<uint32_t> meta_u32_array(std::string_view key) const;
 
     void verify_checksums() const;
+    // Throws Error(IO) when the mapped file was changed in place since it was opened (truncated,
+    // rewritten or resized; a file renamed over the path is a new file and changes nothing
+    // here). Reads of the mapping never crash (mapguard.h); this says when they read garbage.
+    void check_unchanged() const;
 
 private:
     SqfFile() = default;
@@ -114,6 +118,8 @@ private:
     std::string path_;
     const uint8_t *base_ = nullptr;
     uint64_t size_ = 0;
+    int fd_ = -1;  // kept open to see changes of the mapped file itself
+    int64_t mtime_ns_ = 0;
     uint64_t data_start_ = 0;
     std::vector<MetaEntry> meta_;
     std::unordered_map<std::string_view, size_t> meta_index_;

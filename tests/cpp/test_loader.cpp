@@ -1,6 +1,7 @@
 // The loader through the C API, in the spirit of llama.cpp's test-gguf: the golden file loads
 // and reads back its metadata; truncation at every byte and thousands of seeded random byte
-// flips each give a clean status (never a crash, hang or sanitizer report).
+// flips each give a clean status (never a crash, hang or sanitizer report), and so does a file
+// truncated while mapped.
 #include <cstdio>
 #include <algorithm>
 #include <cmath>
@@ -9,6 +10,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "sqllm/sqllm.h"
 
@@ -104,6 +107,31 @@ int main() {
     check(sqllm_model_load("does/not/exist.sqf", nullptr, &model) == SQLLM_ERR_IO && model == nullptr, "missing file");
 
     const std::string tmp = "build/test_loader_tmp.sqf";
+    {
+        // Truncated under the mapping: reading the vanished pages gives zeros instead of SIGBUS,
+        // and the next call says what happened.
+        write_file(tmp, data.data(), data.size());
+        sqllm_model *m = nullptr;
+        check(sqllm_model_load(tmp.c_str(), nullptr, &m) == SQLLM_OK, "a copy of golden.sqf loads");
+        sqllm_tensor_info last{};
+        size_t n_tensors = 0;
+        for (sqllm_tensor_info t{}; sqllm_model_tensor(m, n_tensors, &t) == SQLLM_OK; n_tensors++)
+            if (t.file_offset > last.file_offset) last = t;
+        sqllm_context *c = nullptr;
+        check(sqllm_context_create(m, nullptr, &c) == SQLLM_OK, "a context on the copy");
+        check(truncate(tmp.c_str(), 4096) == 0, "the copy is truncated to 4096 bytes");
+        const volatile unsigned char *bytes = static_cast<const unsigned char *>(last.data);
+        unsigned sum = 0;
+        for (uint64_t i = 0; i < last.n_bytes; i++) sum += bytes[i];
+        check(last.file_offset > 4096 && sum == 0, "the last tensor's vanished pages read as zeros");
+        std::vector<float> logits(size_t(sqllm_model_vocab_size(m)));
+        const int32_t id = 1;
+        check(sqllm_eval(c, &id, 1, logits.data(), 0) == SQLLM_ERR_IO &&
+                  std::strstr(sqllm_last_error(), "test_loader_tmp.sqf: the file was changed in place") != nullptr,
+              std::string("eval after the truncation fails with IO: ") + sqllm_last_error());
+        sqllm_context_free(c);
+        sqllm_model_free(m);
+    }
     int truncated_ok = 0;
     for (size_t n = 0; n < data.size(); n++) {
         write_file(tmp, data.data(), n);
