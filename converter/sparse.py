@@ -110,4 +110,4 @@ def to_csr(mask_sparse: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.
     if mask_sparse.shape[1] >= 2**31:
         raise ValueError("the sparse part is too large for int32 indices")
     rowptr, cols, vals = gather_csr(np.ascontiguousarray(mask_sparse), np.ascontiguousarray(values))
-    return rowptr, cols, vals.astype(np.float16)
+    return rowptr, cols, vals.astype(np.float16, copy=False)

@@ -102,6 +102,8 @@ private:
     const std::string &path_;
 };
 
+int64_t mtime_ns(const struct stat &st) { return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec; }
+
 bool mul_overflows(uint64_t a, uint64_t b, uint64_t *out) {
     return __builtin_mul_overflow(a, b, out);
 }
@@ -124,7 +126,7 @@ std::unique_ptr<SqfFile> SqfFile::open(const std::string &path, bool verify) {
     }
     f->fd_ = fd;
     f->size_ = static_cast<uint64_t>(st.st_size);
-    f->mtime_ns_ = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    f->mtime_ns_ = mtime_ns(st);
     if (f->size_ < 24)
         f->fail(SQLLM_ERR_FORMAT, "truncated: " + std::to_string(f->size_) + " bytes is too small for a GGUF header");
     void *p = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -150,8 +152,7 @@ SqfFile::~SqfFile() {
 
 void SqfFile::check_unchanged() const {
     struct stat st;
-    const bool same = fstat(fd_, &st) == 0 && uint64_t(st.st_size) == size_ &&
-                      int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec == mtime_ns_;
+    const bool same = fstat(fd_, &st) == 0 && uint64_t(st.st_size) == size_ && mtime_ns(st) == mtime_ns_;
     if (!same || mapping_damaged(base_))
         fail(SQLLM_ERR_IO, "the file was changed in place while in use (truncated or overwritten); what was read from "
                            "it since is not valid: load it again");
