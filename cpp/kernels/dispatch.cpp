@@ -23,6 +23,7 @@ const KernelTable &scalar_kernels() {
         fp16_to_fp32_scalar,
         fp32_to_fp16_scalar,
         sum_f32_scalar,
+        kv_dequant_scalar,
     };
     return table;
 }
@@ -46,6 +47,7 @@ const KernelTable *avx2_kernels() {
         fp16_to_fp32_avx2,
         fp32_to_fp16_avx2,
         sum_f32_avx2,
+        kv_dequant_avx2,
     };
     if (cpu_features().has_avx2_fma_f16c()) return &table;
 #endif

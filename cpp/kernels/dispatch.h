@@ -9,6 +9,7 @@
 #include "kernels/csr_spmv/csr_spmv.h"
 #include "kernels/dense_matvec/dense_matvec.h"
 #include "kernels/fp16_convert/fp16_convert.h"
+#include "kernels/kv_dequant/kv_dequant.h"
 #include "kernels/lut_matvec/lut_matvec.h"
 #include "kernels/lut_matvec_q8/lut_matvec_q8.h"
 #include "kernels/stream_read/stream_read.h"
@@ -33,6 +34,7 @@ struct KernelTable {
     Fp16ToFp32Fn fp16_to_fp32;
     Fp32ToFp16Fn fp32_to_fp16;
     SumF32Fn sum_f32;
+    KvDequantFn kv_dequant;
 };
 
 const KernelTable &scalar_kernels();

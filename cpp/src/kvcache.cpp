@@ -7,7 +7,6 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/fp16.h"
-#include "kernels/lut_matvec/lut_matvec.h"
 
 namespace sqllm {
 namespace {
@@ -33,28 +32,6 @@ inline void put_code(uint8_t *row, int64_t c, int bits, uint32_t code) {
 }
 
 
-// Codes [c0, c0 + n) of a row when both are multiples of 8: each 8 codes are B whole bytes,
-// read as one little-endian word (rows carry 3 spare bytes for the last one).
-template <int B>
-void unpack8(const uint8_t *row, int64_t c0, int64_t n, uint8_t *out) {
-    const uint8_t *p = row + c0 / 8 * B;
-    for (int64_t i = 0; i < n; i += 8, p += B) {
-        const uint32_t w = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-        for (int k = 0; k < 8; k++) out[i + k] = uint8_t((w >> (k * B)) & ((1u << B) - 1));
-    }
-}
-
-void unpack(const uint8_t *row, int64_t c0, int64_t n, int bits, uint8_t *out) {
-    if (c0 % 8 == 0 && n % 8 == 0) {
-        if (bits == 2) return unpack8<2>(row, c0, n, out);
-        if (bits == 3) return unpack8<3>(row, c0, n, out);
-        if (bits == 4) return unpack8<4>(row, c0, n, out);
-    }
-    // The same LSB-first bit stream as the weights' codes (SPEC §4).
-    for (int64_t i = 0; i < n; i++) out[i] = uint8_t(kernels::lut_code_at(row, c0 + i, bits));
-}
-
-
 }  // namespace
 
 QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMethod method) : bits_(bits), n_ctx_(n_ctx) {
@@ -72,7 +49,7 @@ QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMetho
     online_ = !cal.present;
     outliers_ = online_ ? kOnlineOutliers : cal.outliers;
     sink_ = int32_t(std::min<uint32_t>(online_ ? uint32_t(kOnlineSink) : cal.sink, uint32_t(n_ctx)));
-    row_bytes_ = (C_ * bits + 7) / 8 + 3;  // spare bytes: codes are read as 16- or 32-bit words
+    row_bytes_ = (C_ * bits + 7) / 8;
     n_value_outliers_ = int64_t(std::floor(double(outliers_) * double(C_) / 100.0 + 0.5));
     std::vector<float> uniform(size_t(1) << bits);
     for (size_t i = 0; i < uniform.size(); i++) uniform[i] = float(-1.0 + 2.0 * double(i) / double(uniform.size() - 1));
@@ -105,12 +82,9 @@ void QuantKvCache::set_key_ranges(Layer &L, const float *lo, const float *hi) {
     L.key_hi.assign(hi, hi + C_);
     L.key_zero.resize(size_t(C_));
     L.key_scale.resize(size_t(C_));
-    L.ktable.resize(size_t(C_) << bits_);
     for (int64_t ch = 0; ch < C_; ch++) {
         L.key_zero[size_t(ch)] = 0.5f * (lo[ch] + hi[ch]);
         L.key_scale[size_t(ch)] = 0.5f * (hi[ch] - lo[ch]);
-        for (size_t q = 0; q < L.kcent.size(); q++)
-            L.ktable[(size_t(ch) << bits_) + q] = L.key_zero[size_t(ch)] + L.key_scale[size_t(ch)] * L.kcent[q];
     }
     L.ranges_set = true;
 }
@@ -236,34 +210,30 @@ void QuantKvCache::key(int layer, int32_t pos, int head, float *out) const {
             std::fill(out, out + D_, 0.0f);
         return;
     }
-    const float *table = L.ktable.data() + (size_t(head) * size_t(D_) << bits_);
-    const int bits = bits_;
-    decode({L.ksink.data(), L.kcodes.data(), L.koff.data(), L.kidx.data(), L.kval.data()}, pos, head, out,
-           [&](int64_t d, uint8_t code) { return table[(size_t(d) << bits) + code]; });
+    const size_t c0 = size_t(head) * size_t(D_);
+    decode({L.ksink.data(), L.kcodes.data(), L.koff.data(), L.kidx.data(), L.kval.data(), L.kcent.data(),
+            L.key_zero.data() + c0, L.key_scale.data() + c0, 1},
+           pos, head, out);
 }
 
 void QuantKvCache::value(int layer, int32_t pos, int head, float *out) const {
     const Layer &L = layers_[size_t(layer)];
     const float zero = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2]), scale = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2 + 1]);
-    const float *centroids = L.vcent.data();
-    decode({L.vsink.data(), L.vcodes.data(), L.voff.data(), L.vidx.data(), L.vval.data()}, pos, head, out,
-           [&](int64_t, uint8_t code) { return zero + scale * centroids[code]; });
+    decode({L.vsink.data(), L.vcodes.data(), L.voff.data(), L.vidx.data(), L.vval.data(), L.vcent.data(), &zero, &scale, 0},
+           pos, head, out);
 }
 
-template <class Level>
-void QuantKvCache::decode(const Stream &s, int32_t pos, int head, float *out, Level level) const {
+void QuantKvCache::decode(const Stream &s, int32_t pos, int head, float *out) const {
     const int64_t c0 = int64_t(head) * D_;
     if (pos < sink_) {
         kernels::fp16_to_fp32_array(s.sink + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
         return;
     }
-    uint8_t codes[kMaxHeadDim];
-    unpack(s.codes + size_t(pos) * size_t(row_bytes_), c0, D_, bits_, codes);
-    for (int64_t d = 0; d < D_; d++) out[d] = level(d, codes[d]);
-    for (uint32_t i = s.off[size_t(pos)]; i < s.off[size_t(pos) + 1]; i++) {
-        const int64_t ch = s.idx[i];
-        if (ch >= c0 && ch < c0 + D_) out[ch - c0] = kernels::fp16_to_fp32(s.val[i]);
-    }
+    kernels::active_kernels().kv_dequant(s.codes + size_t(pos) * size_t(row_bytes_), c0, D_, bits_, s.levels, s.zero,
+                                         s.scale, s.step, out);
+    const uint16_t *first = std::lower_bound(s.idx + s.off[size_t(pos)], s.idx + s.off[size_t(pos) + 1], uint16_t(c0));
+    for (const uint16_t *i = first; i < s.idx + s.off[size_t(pos) + 1] && *i < c0 + D_; i++)
+        out[*i - c0] = kernels::fp16_to_fp32(s.val[i - s.idx]);
 }
 
 uint64_t QuantKvCache::bytes_used(int32_t n_tokens) const {

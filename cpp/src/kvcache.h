@@ -49,7 +49,6 @@ private:
     struct Layer {
         std::vector<float> key_lo, key_hi, key_zero, key_scale;  // per channel
         std::vector<float> kcent, vcent, kmid, vmid;  // centroids and the midpoints between them
-        std::vector<float> ktable;                    // [channel][code]: the dequantized key
         std::vector<uint8_t> kcodes, vcodes;     // [n_ctx][row_bytes]
         std::vector<uint16_t> vrange;            // [n_ctx][2]: fp16 zero, scale of each token's values
         std::vector<uint32_t> koff, voff;        // [n_ctx + 1]: outliers of position p are [off[p], off[p+1])
@@ -64,16 +63,18 @@ private:
     void set_ranges_from_warm(Layer &L);
     void store_key(Layer &L, int32_t pos, const float *k);
     void store_value(Layer &L, int32_t pos, const float *v);
-    // What keys and values share: the sink rows in fp16, otherwise level(d, code) for each
-    // channel of the head and then the outliers of the position.
+    // What keys and values share: the sink rows in fp16, otherwise zero + scale * level of
+    // each channel's code (zero and scale per channel when step is 1, one pair when 0), then
+    // the outliers of the position (kept in channel order).
     struct Stream {
         const uint16_t *sink;
         const uint8_t *codes;
         const uint32_t *off;
         const uint16_t *idx, *val;
+        const float *levels, *zero, *scale;
+        int64_t step;
     };
-    template <class Level>
-    void decode(const Stream &s, int32_t pos, int head, float *out, Level level) const;
+    void decode(const Stream &s, int32_t pos, int head, float *out) const;
 
     int bits_;
     bool online_ = false;

@@ -383,40 +383,49 @@ void Context::attention_quantized(int layer, int32_t n) {
     const float scale = 1.0f / std::sqrt(float(D));
     const int32_t pos0 = n_past_, end = pos0 + n, window = int32_t(c.sliding_window);
     auto first = [&](int32_t pos) { return window > 0 && pos >= window ? pos - window + 1 : 0; };
-    // The batch reads positions [lo, end). Each key and value is decoded once per batch and kv
-    // head, in chunks of positions spread over the threads; each chunk accumulates its share of
-    // the outputs, summed at the end.
+    // The batch reads positions [lo, end), split into chunks spread over the threads, per kv
+    // head. A chunk is decoded a block of positions at a time, each key and value once per
+    // batch, into a small buffer that the query heads of the group then read with vectorized
+    // matvecs: keys as rows [position][D], values transposed to [D][position]. Each chunk
+    // accumulates its share of the outputs; the shares are summed at the end.
+    constexpr int32_t kBlock = 64;
     const int32_t lo = first(pos0), span = end - lo;
     const int n_chunks = std::max(1, std::min(int((span + 31) / 32), 4 * pool_.size()));
-    const int32_t chunk = (span + n_chunks - 1) / n_chunks;
-    const size_t out_size = size_t(n) * Hq * D;
+    const int32_t chunk = (span + n_chunks - 1) / n_chunks, block = std::min(chunk, kBlock);
+    const size_t out_size = size_t(n) * Hq * D, per_thread = size_t(block) * D + 2 * size_t(D);
     scores_.resize(size_t(n) * Hq * size_t(span));
     partial_.resize(size_t(n_chunks) * out_size);
-    decoded_.resize(size_t(pool_.size()) * (2 * D + group));
+    decoded_.resize(size_t(pool_.size()) * per_thread);
     const kernels::KernelTable &kt = kernels::active_kernels();
-    auto tokens_reading = [&](int32_t j, int32_t &t0, int32_t &t1) {  // the batch tokens that attend to j
-        t0 = std::max(0, j - pos0);
-        t1 = window > 0 ? std::min(n, j + window - pos0) : n;
+    // The batch tokens [t0, t1) that read some position of [j0, j1).
+    auto tokens_reading = [&](int32_t j0, int32_t j1, int32_t &t0, int32_t &t1) {
+        t0 = std::max(0, j0 - pos0);
+        t1 = window > 0 ? std::max(t0, std::min(n, j1 - 1 + window - pos0)) : n;
     };
     pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
         const int g = task / n_chunks;
         const int32_t j0 = lo + task % n_chunks * chunk, j1 = std::min(end, j0 + chunk);
-        float *kv = decoded_.data() + size_t(thread) * (2 * D + group), *rot = kv + D, *dots = rot + D;
-        for (int32_t j = j0; j < j1; j++) {
-            qkv_->key(layer, j, g, kv);
-            const float *cs = rope_cos_.data() + size_t(j) * half, *sn = rope_sin_.data() + size_t(j) * half;
-            for (int i = 0; i < half; i++) {
-                rot[i] = kv[i] * cs[i] - kv[i + half] * sn[i];
-                rot[i + half] = kv[i + half] * cs[i] + kv[i] * sn[i];
+        float *keys = decoded_.data() + size_t(thread) * per_thread, *raw = keys + size_t(block) * D;
+        for (int32_t b0 = j0; b0 < j1; b0 += block) {
+            const int32_t m = std::min(block, j1 - b0);
+            for (int32_t j = b0; j < b0 + m; j++) {
+                qkv_->key(layer, j, g, raw);
+                const float *cs = rope_cos_.data() + size_t(j) * half, *sn = rope_sin_.data() + size_t(j) * half;
+                float *rot = keys + size_t(j - b0) * D;
+                for (int i = 0; i < half; i++) {
+                    rot[i] = raw[i] * cs[i] - raw[i + half] * sn[i];
+                    rot[i + half] = raw[i + half] * cs[i] + raw[i] * sn[i];
+                }
             }
             int32_t t0, t1;
-            tokens_reading(j, t0, t1);
-            for (int32_t t = t0; t < t1; t++) {
-                // The group's query heads are `group` consecutive rows of D: one small matvec.
-                kt.dense_matvec_f32(q_.data() + (size_t(t) * Hq + size_t(g) * group) * D, group, D, rot, dots, 0, group);
-                for (int h = 0; h < group; h++)
-                    scores_[(size_t(t) * Hq + size_t(g) * group + h) * span + size_t(j - lo)] = dots[h] * scale;
-            }
+            tokens_reading(b0, b0 + m, t0, t1);
+            for (int32_t t = t0; t < t1; t++)
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    // Scores of positions the token does not read are set but never used.
+                    float *s = scores_.data() + (size_t(t) * Hq + h) * span + size_t(b0 - lo);
+                    kt.dense_matvec_f32(keys, m, D, q_.data() + (size_t(t) * Hq + h) * D, s, 0, m);
+                    for (int32_t i = 0; i < m; i++) s[i] *= scale;
+                }
         }
     });
     pool_.parallel_for(n * Hq, [&](int task, int) {
@@ -430,28 +439,28 @@ void Context::attention_quantized(int layer, int32_t n) {
         std::fill(s + lo, s + first(pos), 0.0f);
         std::fill(s + pos + 1, s + end, 0.0f);
     });
-    // Values: a chunk's decoded values, transposed to [D][positions], times each query head's
-    // weights over those positions: one small matvec per token and head.
-    values_t_.resize(size_t(pool_.size()) * size_t(D) * size_t(chunk));
     pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
         const int g = task / n_chunks, ch = task % n_chunks;
-        const int32_t j0 = lo + ch * chunk, j1 = std::min(end, j0 + chunk), m = j1 - j0;
-        float *acc = partial_.data() + size_t(ch) * out_size, *v = decoded_.data() + size_t(thread) * (2 * D + group);
-        float *vt = values_t_.data() + size_t(thread) * size_t(D) * size_t(chunk);
-        for (int32_t j = j0; j < j1; j++) {
-            qkv_->value(layer, j, g, v);
-            for (int d = 0; d < D; d++) vt[size_t(d) * size_t(m) + size_t(j - j0)] = v[d];
-        }
-        for (int32_t t = 0; t < n; t++)
-            for (int h = g * group; h < (g + 1) * group; h++) {
-                float *out = acc + (size_t(t) * Hq + h) * D;
-                if (m <= 0) {
-                    std::fill_n(out, D, 0.0f);
-                    continue;
-                }
-                const float *w = scores_.data() + (size_t(t) * Hq + h) * span + size_t(j0 - lo);
-                kt.dense_matvec_f32(vt, D, m, w, out, 0, D);
+        const int32_t j0 = lo + ch * chunk, j1 = std::min(end, j0 + chunk);
+        float *acc = partial_.data() + size_t(ch) * out_size;
+        float *vt = decoded_.data() + size_t(thread) * per_thread, *v = vt + size_t(block) * D, *sum = v + D;
+        for (int32_t t = 0; t < n; t++) std::fill_n(acc + (size_t(t) * Hq + size_t(g) * group) * D, size_t(group) * D, 0.0f);
+        for (int32_t b0 = j0; b0 < j1; b0 += block) {
+            const int32_t m = std::min(block, j1 - b0);
+            for (int32_t j = b0; j < b0 + m; j++) {
+                qkv_->value(layer, j, g, v);
+                for (int d = 0; d < D; d++) vt[size_t(d) * size_t(m) + size_t(j - b0)] = v[d];
             }
+            int32_t t0, t1;
+            tokens_reading(b0, b0 + m, t0, t1);
+            for (int32_t t = t0; t < t1; t++)
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    const float *w = scores_.data() + (size_t(t) * Hq + h) * span + size_t(b0 - lo);
+                    kt.dense_matvec_f32(vt, D, m, w, sum, 0, D);
+                    float *out = acc + (size_t(t) * Hq + h) * D;
+                    for (int d = 0; d < D; d++) out[d] += sum[d];
+                }
+        }
     });
     pool_.parallel_for(n * Hq, [&](int task, int) {
         float *out = att_.data() + size_t(task) * D;

@@ -119,7 +119,7 @@ private:
     std::vector<float> k32_, v32_;
     // Or the KVQuant cache, whose keys are rotated on reading with the tables [n_ctx][D/2].
     std::unique_ptr<QuantKvCache> qkv_;
-    std::vector<float> rope_cos_, rope_sin_, partial_, decoded_, values_t_;
+    std::vector<float> rope_cos_, rope_sin_, partial_, decoded_;
     // The int8 form of the last quantized-linear input, and the column order it is in.
     ops::Q8Buffer q8_;
     kernels::Q8Activations q8_input_{};

@@ -641,6 +641,55 @@ void test_dense(const std::vector<ThreadPool *> &pools) {
     }
 }
 
+// ---------------------------------------------------------------- KV-cache dequantization
+
+void test_kv_dequant() {
+    Rng rng(7);
+    constexpr int64_t kChannels = 136;  // 17 groups of 8 codes
+    for (const KernelTable *k : all_tables()) {
+        double worst = 0.0;
+        size_t runs = 0;
+        for (int bits : {2, 3, 4}) {
+            // Exactly the bytes the codes need, so that a read past them is caught by ASan.
+            std::vector<uint8_t> row(static_cast<size_t>((kChannels * bits + 7) / 8));
+            for (uint8_t &b : row) b = rng.byte();
+            std::vector<float> levels(size_t(1) << bits), zero(kChannels), scale(kChannels);
+            for (float &l : levels) l = float(rng.normal());
+            for (int64_t c = 0; c < kChannels; c++) {
+                zero[size_t(c)] = float(rng.normal());
+                scale[size_t(c)] = float(rng.uniform() * 3.0);
+            }
+            for (int64_t c0 : {0, 3, 8, 64, 120, 128}) {
+                for (int64_t n : {0, 1, 7, 8, 9, 16, 64, 72}) {
+                    if (c0 + n > kChannels) continue;
+                    for (int64_t step : {0, 1}) {
+                        std::vector<float> out(static_cast<size_t>(n) + 1, kUntouched);
+                        k->kv_dequant(row.data(), c0, n, bits, levels.data(), zero.data() + (step ? c0 : 0),
+                                      scale.data() + (step ? c0 : 0), step, out.data());
+                        runs++;
+                        if (out[size_t(n)] != kUntouched) worst = INFINITY;
+                        for (int64_t i = 0; i < n; i++) {
+                            uint32_t code = 0;  // bit by bit from the LSB-first stream
+                            for (int b = 0; b < bits; b++) {
+                                const int64_t bit = (c0 + i) * bits + b;
+                                code |= uint32_t((row[size_t(bit / 8)] >> (bit % 8)) & 1) << b;
+                            }
+                            const size_t e = size_t(step ? c0 + i : 0);
+                            const double z = zero[e], term = double(scale[e]) * double(levels[code]);
+                            // The float expression numpy evaluates, rounded the same way.
+                            const float want = zero[e] + float(scale[e] * levels[code]);
+                            if (out[size_t(i)] != want) worst = INFINITY;
+                            worst = std::max(worst, std::fabs(out[size_t(i)] - (z + term)) / (std::fabs(z) + std::fabs(term) + 1e-30));
+                        }
+                    }
+                }
+            }
+        }
+        check(worst <= 1e-6, fmt("[%s] kv_dequant bits 2/3/4, aligned and unaligned starts, tails, per-channel and per-token ranges (%zu runs): the bits of zero + scale * level, max error %.2g (tol 1e-06)",
+                                 k->name, runs, worst));
+    }
+}
+
 // ---------------------------------------------------------------- thread pool and dispatch
 
 void test_thread_pool() {
@@ -712,6 +761,7 @@ int main() {
     test_lut(pools);
     test_csr(pools);
     test_dense(pools);
+    test_kv_dequant();
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }
