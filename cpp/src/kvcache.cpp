@@ -49,7 +49,7 @@ QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMetho
     online_ = !cal.present;
     outliers_ = online_ ? kOnlineOutliers : cal.outliers;
     sink_ = int32_t(std::min<uint32_t>(online_ ? uint32_t(kOnlineSink) : cal.sink, uint32_t(n_ctx)));
-    row_bytes_ = (C_ * bits + 7) / 8;
+    head_bytes_ = (D_ * bits + 7) / 8;
     n_value_outliers_ = int64_t(std::floor(double(outliers_) * double(C_) / 100.0 + 0.5));
     std::vector<float> uniform(size_t(1) << bits);
     for (size_t i = 0; i < uniform.size(); i++) uniform[i] = float(-1.0 + 2.0 * double(i) / double(uniform.size() - 1));
@@ -66,8 +66,8 @@ QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMetho
         } else {
             set_key_ranges(L, cal.layers[l].key_lo.data(), cal.layers[l].key_hi.data());
         }
-        L.kcodes.resize(size_t(n_ctx) * size_t(row_bytes_));
-        L.vcodes.resize(size_t(n_ctx) * size_t(row_bytes_));
+        L.kcodes.resize(size_t(C_ / D_) * size_t(n_ctx) * size_t(head_bytes_));
+        L.vcodes.resize(size_t(C_ / D_) * size_t(n_ctx) * size_t(head_bytes_));
         L.vrange.resize(size_t(n_ctx) * 2);
         L.koff.assign(size_t(n_ctx) + 1, 0);
         L.voff.assign(size_t(n_ctx) + 1, 0);
@@ -153,13 +153,16 @@ void QuantKvCache::store(int layer, int32_t pos0, int32_t n, const float *k, con
     }
 }
 
+void QuantKvCache::clear_codes(uint8_t *codes, int32_t pos) const {
+    for (int64_t head = 0; head < C_ / D_; head++) std::memset(codes_at(codes, pos, head), 0, size_t(head_bytes_));
+}
+
 void QuantKvCache::store_key(Layer &L, int32_t pos, const float *k) {
-    uint8_t *row = L.kcodes.data() + size_t(pos) * size_t(row_bytes_);
-    std::memset(row, 0, size_t(row_bytes_));
+    clear_codes(L.kcodes.data(), pos);
     for (int64_t ch = 0; ch < C_; ch++) {
         const float x = k[ch], scale = L.key_scale[size_t(ch)];
         const float u = scale > 0.0f ? (x - L.key_zero[size_t(ch)]) / scale : 0.0f;
-        put_code(row, ch, bits_, nearest(u, L.kmid));
+        put_code(codes_at(L.kcodes.data(), pos, ch / D_), ch % D_, bits_, nearest(u, L.kmid));
         if (!(x >= L.key_lo[size_t(ch)] && x <= L.key_hi[size_t(ch)])) {
             L.kidx.push_back(uint16_t(ch));
             L.kval.push_back(kernels::fp32_to_fp16(x));
@@ -188,11 +191,10 @@ void QuantKvCache::store_value(Layer &L, int32_t pos, const float *v) {
     const float zero = kernels::fp16_to_fp32(zero16), scale = kernels::fp16_to_fp32(scale16);
     L.vrange[size_t(pos) * 2] = zero16;
     L.vrange[size_t(pos) * 2 + 1] = scale16;
-    uint8_t *row = L.vcodes.data() + size_t(pos) * size_t(row_bytes_);
-    std::memset(row, 0, size_t(row_bytes_));
+    clear_codes(L.vcodes.data(), pos);
     for (int64_t ch = 0; ch < C_; ch++) {
         const float u = scale > 0.0f ? (v[ch] - zero) / scale : 0.0f;
-        put_code(row, ch, bits_, nearest(u, L.vmid));
+        put_code(codes_at(L.vcodes.data(), pos, ch / D_), ch % D_, bits_, nearest(u, L.vmid));
     }
     for (int64_t i = 0; i < n_out; i++) {
         int32_t ch = order_[size_t(i)];
@@ -229,17 +231,24 @@ void QuantKvCache::decode(const Stream &s, int32_t pos, int head, float *out) co
         kernels::fp16_to_fp32_array(s.sink + size_t(pos) * size_t(C_) + size_t(c0), out, D_);
         return;
     }
-    kernels::active_kernels().kv_dequant(s.codes + size_t(pos) * size_t(row_bytes_), c0, D_, bits_, s.levels, s.zero,
+    kernels::active_kernels().kv_dequant(codes_at(s.codes, pos, head), 0, D_, bits_, s.levels, s.zero,
                                          s.scale, s.step, out);
-    const uint16_t *first = std::lower_bound(s.idx + s.off[size_t(pos)], s.idx + s.off[size_t(pos) + 1], uint16_t(c0));
-    for (const uint16_t *i = first; i < s.idx + s.off[size_t(pos) + 1] && *i < c0 + D_; i++)
-        out[*i - c0] = kernels::fp16_to_fp32(s.val[i - s.idx]);
+    // The head's outliers: a branch-free binary search (the lists are in channel order) for
+    // the first one at or past c0.
+    const uint16_t *first = s.idx + s.off[size_t(pos)], *end = s.idx + s.off[size_t(pos) + 1];
+    for (size_t len = size_t(end - first); len > 1;) {
+        const size_t half = len / 2;
+        first = first[half - 1] < c0 ? first + half : first;
+        len -= half;
+    }
+    if (first < end && *first < c0) first++;
+    for (const uint16_t *i = first; i < end && *i < c0 + D_; i++) out[*i - c0] = kernels::fp16_to_fp32(s.val[i - s.idx]);
 }
 
 uint64_t QuantKvCache::bytes_used(int32_t n_tokens) const {
     const uint64_t n = uint64_t(std::max(0, std::min(n_tokens, n_ctx_)));
     const uint64_t sink = std::min<uint64_t>(n, uint64_t(sink_)), rest = n - sink;
-    const uint64_t packed = (uint64_t(C_) * uint64_t(bits_) + 7) / 8;
+    const uint64_t packed = uint64_t(C_ / D_) * uint64_t(head_bytes_);  // one token's codes, all heads
     uint64_t total = 0;
     for (const Layer &L : layers_) {
         total += sink * uint64_t(C_) * 2 * 2;                      // fp16 keys and values

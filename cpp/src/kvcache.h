@@ -49,7 +49,9 @@ private:
     struct Layer {
         std::vector<float> key_lo, key_hi, key_zero, key_scale;  // per channel
         std::vector<float> kcent, vcent, kmid, vmid;  // centroids and the midpoints between them
-        std::vector<uint8_t> kcodes, vcodes;     // [n_ctx][row_bytes]
+        // [kv head][n_ctx][head_bytes]: a head's positions lie one after another, so that
+        // attention streams through them.
+        std::vector<uint8_t> kcodes, vcodes;
         std::vector<uint16_t> vrange;            // [n_ctx][2]: fp16 zero, scale of each token's values
         std::vector<uint32_t> koff, voff;        // [n_ctx + 1]: outliers of position p are [off[p], off[p+1])
         std::vector<uint16_t> kidx, kval, vidx, vval;
@@ -61,6 +63,11 @@ private:
     };
     void set_key_ranges(Layer &L, const float *lo, const float *hi);
     void set_ranges_from_warm(Layer &L);
+    template <class Byte>
+    Byte *codes_at(Byte *codes, int32_t pos, int64_t head) const {
+        return codes + (size_t(head) * size_t(n_ctx_) + size_t(pos)) * size_t(head_bytes_);
+    }
+    void clear_codes(uint8_t *codes, int32_t pos) const;
     void store_key(Layer &L, int32_t pos, const float *k);
     void store_value(Layer &L, int32_t pos, const float *v);
     // What keys and values share: the sink rows in fp16, otherwise zero + scale * level of
@@ -80,7 +87,7 @@ private:
     bool online_ = false;
     int32_t n_ctx_, sink_;
     float outliers_;  // percent
-    int64_t C_, D_, row_bytes_, n_value_outliers_;
+    int64_t C_, D_, head_bytes_, n_value_outliers_;
     std::vector<Layer> layers_;
     std::vector<int32_t> order_;                      // scratch for the value outliers
 };
