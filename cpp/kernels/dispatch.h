@@ -29,6 +29,7 @@ struct KernelTable {
     DenseMatmatF32Fn dense_matmat_f32;
     DenseMatvecF16Fn dense_matvec_f16;
     DenseMatmatF16Fn dense_matmat_f16;
+    DenseVecmatF32Fn dense_vecmat_f32;
     DotF16F32Fn dot_f16_f32;
     AxpyF16F32Fn axpy_f16_f32;
     Fp16ToFp32Fn fp16_to_fp32;

@@ -385,14 +385,14 @@ void Context::attention_quantized(int layer, int32_t n) {
     auto first = [&](int32_t pos) { return window > 0 && pos >= window ? pos - window + 1 : 0; };
     // The batch reads positions [lo, end), split into chunks spread over the threads, per kv
     // head. A chunk is decoded a block of positions at a time, each key and value once per
-    // batch, into a small buffer that the query heads of the group then read with vectorized
-    // matvecs: keys as rows [position][D], values transposed to [D][position]. Each chunk
+    // batch, into a small [position][D] buffer that the query heads of the group then read
+    // with vectorized kernels (scores: a matvec; outputs: the transposed product). Each chunk
     // accumulates its share of the outputs; the shares are summed at the end.
     constexpr int32_t kBlock = 64;
     const int32_t lo = first(pos0), span = end - lo;
     const int n_chunks = std::max(1, std::min(int((span + 31) / 32), 4 * pool_.size()));
     const int32_t chunk = (span + n_chunks - 1) / n_chunks, block = std::min(chunk, kBlock);
-    const size_t out_size = size_t(n) * Hq * D, per_thread = size_t(block) * D + 2 * size_t(D);
+    const size_t out_size = size_t(n) * Hq * D, per_thread = size_t(block) * D + size_t(D);
     scores_.resize(size_t(n) * Hq * size_t(span));
     partial_.resize(size_t(n_chunks) * out_size);
     decoded_.resize(size_t(pool_.size()) * per_thread);
@@ -443,22 +443,17 @@ void Context::attention_quantized(int layer, int32_t n) {
         const int g = task / n_chunks, ch = task % n_chunks;
         const int32_t j0 = lo + ch * chunk, j1 = std::min(end, j0 + chunk);
         float *acc = partial_.data() + size_t(ch) * out_size;
-        float *vt = decoded_.data() + size_t(thread) * per_thread, *v = vt + size_t(block) * D, *sum = v + D;
+        float *values = decoded_.data() + size_t(thread) * per_thread;
         for (int32_t t = 0; t < n; t++) std::fill_n(acc + (size_t(t) * Hq + size_t(g) * group) * D, size_t(group) * D, 0.0f);
         for (int32_t b0 = j0; b0 < j1; b0 += block) {
             const int32_t m = std::min(block, j1 - b0);
-            for (int32_t j = b0; j < b0 + m; j++) {
-                qkv_->value(layer, j, g, v);
-                for (int d = 0; d < D; d++) vt[size_t(d) * size_t(m) + size_t(j - b0)] = v[d];
-            }
+            for (int32_t j = b0; j < b0 + m; j++) qkv_->value(layer, j, g, values + size_t(j - b0) * D);
             int32_t t0, t1;
             tokens_reading(b0, b0 + m, t0, t1);
             for (int32_t t = t0; t < t1; t++)
                 for (int h = g * group; h < (g + 1) * group; h++) {
                     const float *w = scores_.data() + (size_t(t) * Hq + h) * span + size_t(b0 - lo);
-                    kt.dense_matvec_f32(vt, D, m, w, sum, 0, D);
-                    float *out = acc + (size_t(t) * Hq + h) * D;
-                    for (int d = 0; d < D; d++) out[d] += sum[d];
+                    kt.dense_vecmat_f32(values, m, D, w, acc + (size_t(t) * Hq + h) * D);
                 }
         }
     });

@@ -610,6 +610,32 @@ void test_dense(const std::vector<ThreadPool *> &pools) {
         }
     }
 
+    // The transposed product, added to y (attention weights times a block of values).
+    for (const KernelTable *k : all_tables()) {
+        double worst = 0.0;
+        for (int64_t rows : {0, 1, 5, 64}) {
+            for (int64_t cols : {1, 7, 8, 31, 32, 33, 64, 72, 128, 131}) {
+                std::vector<float> w(size_t(rows * cols));
+                for (float &v : w) v = float(rng.normal());
+                const std::vector<float> x = random_activations(rng, rows), y0 = random_activations(rng, cols + 1);
+                std::vector<float> y = y0;
+                k->dense_vecmat_f32(w.data(), rows, cols, x.data(), y.data());
+                if (y[size_t(cols)] != y0[size_t(cols)]) worst = INFINITY;  // nothing past cols
+                for (int64_t j = 0; j < cols; j++) {
+                    double want = y0[size_t(j)], scale = std::fabs(want) + 1e-30;
+                    for (int64_t i = 0; i < rows; i++) {
+                        want += double(w[size_t(i * cols + j)]) * double(x[size_t(i)]);
+                        scale += std::fabs(double(w[size_t(i * cols + j)]) * double(x[size_t(i)]));
+                    }
+                    worst = std::max(worst, std::fabs(y[size_t(j)] - want) / scale);
+                }
+            }
+        }
+        const double tol = tolerance_for(*k);
+        check(worst <= tol, fmt("[%s] dense_vecmat_f32 rows {0,1,5,64} x cols 1..131, added to y: max error %.2g (tol %.0e)",
+                                k->name, worst, tol));
+    }
+
     // dot and axpy with fp16 vectors (attention over an fp16 KV cache), every length 0..40.
     for (const KernelTable *k : all_tables()) {
         double worst = 0.0;

@@ -19,6 +19,14 @@ void dense_matmat_f32_scalar(const float *w, int64_t rows, int64_t cols, const f
     for (int64_t t = 0; t < n; t++) dense_matvec_f32_scalar(w, rows, cols, x + t * cols, y + t * rows, row_begin, row_end);
 }
 
+void dense_vecmat_f32_scalar(const float *w, int64_t rows, int64_t cols, const float *x, float *y) {
+    for (int64_t j = 0; j < cols; j++) {
+        double sum = y[j];
+        for (int64_t i = 0; i < rows; i++) sum += double(w[i * cols + j]) * double(x[i]);
+        y[j] = float(sum);
+    }
+}
+
 float dot_f16_f32_scalar(const uint16_t *a, const float *b, int64_t n) {
     double sum = 0.0;
     for (int64_t j = 0; j < n; j++) sum += double(fp16_to_fp32(a[j])) * double(b[j]);
