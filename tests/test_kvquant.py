@@ -169,6 +169,12 @@ def test_uniform_without_calibration_sets_key_ranges_online(kv_files, bits):
     channels = 32
     k, v = heavy_tailed(rng, 150, channels, np.full(channels, -1.0), np.linspace(0.0, 3.0, channels))
     window_end = ONLINE_SINK + RANGE_TOKENS
+    # Memory: a warm-up position holds no key codes yet (its key is counted in the fp16 window),
+    # a later one holds both; every position has 4 bytes of value range and 8 of offsets.
+    packed = channels * bits // 8
+    warm = cache.bytes_used(ONLINE_SINK + 2) - cache.bytes_used(ONLINE_SINK + 1)
+    later = cache.bytes_used(window_end + 2) - cache.bytes_used(window_end + 1)
+    assert warm > 0 and (later - warm) * (packed + 12) == warm * packed
     # Before the window is complete its keys read back in fp16; values are quantized at once.
     cache.store(2, 0, k[:30], v[:30])
     f16 = k.astype(np.float16).astype(np.float32)

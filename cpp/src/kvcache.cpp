@@ -253,7 +253,11 @@ uint64_t QuantKvCache::bytes_used(int32_t n_tokens) const {
     for (const Layer &L : layers_) {
         total += sink * uint64_t(C_) * 2 * 2;                      // fp16 keys and values
         total += rest * (2 * packed + 2 * 2);                      // codes, value zero and scale
-        if (!L.ranges_set) total += uint64_t(L.kwarm.size()) * 2;  // warm-up keys in fp16
+        if (!L.ranges_set) {
+            // Warm-up keys are held in fp16, not yet as codes.
+            total += uint64_t(L.kwarm.size()) * 2;
+            total -= std::min<uint64_t>(rest, uint64_t(kRangeTokens)) * packed;
+        }
         total += n * 2 * 4;                                        // outlier offsets
         total += (uint64_t(L.koff[n]) + uint64_t(L.voff[n])) * 4;  // outliers: index and fp16 value
     }
