@@ -319,51 +319,6 @@ void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool 
             for (int64_t r = 0; r < m.rows; r++) y[size_t(t) * m.rows + r] += m.bias[size_t(r)];
 }
 
-void Context::attention(int layer, int32_t n) {
-    const ModelConfig &c = model_.config();
-    const int D = int(c.head_dim), Hq = int(c.num_heads), Hkv = int(c.num_kv_heads), group = Hq / Hkv;
-    const size_t kv_row = size_t(Hkv) * D;
-    const size_t layer_off = size_t(layer) * size_t(n_ctx_) * kv_row;
-    const float scale = 1.0f / std::sqrt(float(D));
-    const int32_t pos0 = n_past_;
-    const int32_t window = int32_t(c.sliding_window);
-    scores_.resize(size_t(pool_.size()) * size_t(n_ctx_));
-    const bool f16 = params_.kv_type == KvType::F16;
-    pool_.parallel_for(n * Hq, [&](int task, int thread) {
-        const int32_t t = task / Hq;
-        const int h = task % Hq, g = h / group;
-        const int32_t pos = pos0 + t;
-        const int32_t start = window > 0 && pos >= window ? pos - window + 1 : 0;
-        const float *q = q_.data() + (size_t(t) * Hq + h) * D;
-        float *s = scores_.data() + size_t(thread) * size_t(n_ctx_);
-        float maxv = -INFINITY;
-        for (int32_t j = start; j <= pos; j++) {
-            size_t off = layer_off + size_t(j) * kv_row + size_t(g) * D;
-            float dot = 0.0f;
-            if (f16) {
-                dot = kernels::dot_f16_f32(k16_.data() + off, q, D);
-            } else {
-                for (int d = 0; d < D; d++) dot += k32_[off + d] * q[d];
-            }
-            s[j] = dot * scale;
-            maxv = std::max(maxv, s[j]);
-        }
-        float sum = 0.0f;
-        for (int32_t j = start; j <= pos; j++) sum += s[j] = std::exp(s[j] - maxv);
-        float *out = att_.data() + (size_t(t) * Hq + h) * D;
-        std::fill(out, out + D, 0.0f);
-        for (int32_t j = start; j <= pos; j++) {
-            size_t off = layer_off + size_t(j) * kv_row + size_t(g) * D;
-            float w = s[j] / sum;
-            if (f16) {
-                kernels::axpy_f16_f32(v16_.data() + off, w, out, D);
-            } else {
-                for (int d = 0; d < D; d++) out[d] += w * v32_[off + d];
-            }
-        }
-    });
-}
-
 void Context::store_kv(size_t layer, int32_t n) {
     const ModelConfig &c = model_.config();
     const size_t kv_row = size_t(c.num_kv_heads) * c.head_dim;
@@ -377,16 +332,17 @@ void Context::store_kv(size_t layer, int32_t n) {
     }
 }
 
-void Context::attention_quantized(int layer, int32_t n) {
+void Context::attention(int layer, int32_t n) {
     const ModelConfig &c = model_.config();
     const int D = int(c.head_dim), half = D / 2, Hq = int(c.num_heads), Hkv = int(c.num_kv_heads), group = Hq / Hkv;
     const float scale = 1.0f / std::sqrt(float(D));
     const int32_t pos0 = n_past_, end = pos0 + n, window = int32_t(c.sliding_window);
     auto first = [&](int32_t pos) { return window > 0 && pos >= window ? pos - window + 1 : 0; };
     // The batch reads positions [lo, end), split into chunks spread over the threads, per kv
-    // head. A chunk is decoded a block of positions at a time, each key and value once per
-    // batch, into a small [position][D] buffer that the query heads of the group then read
-    // with vectorized kernels (scores: a matvec; outputs: the transposed product). Each chunk
+    // head. A chunk is read a block of positions at a time, each key and value once per batch,
+    // into a small [position][D] fp32 buffer (widened from the fp16 cache, or dequantized and
+    // rotated from the quantized one) that the query heads of the group then read with
+    // vectorized kernels (scores: a matvec; outputs: the transposed product). Each chunk
     // accumulates its share of the outputs; the shares are summed at the end.
     constexpr int32_t kBlock = 64;
     const int32_t lo = first(pos0), span = end - lo;
@@ -397,6 +353,28 @@ void Context::attention_quantized(int layer, int32_t n) {
     partial_.resize(size_t(n_chunks) * out_size);
     decoded_.resize(size_t(pool_.size()) * per_thread);
     const kernels::KernelTable &kt = kernels::active_kernels();
+    const size_t kv_row = size_t(Hkv) * D, layer_off = size_t(layer) * size_t(n_ctx_) * kv_row;
+    // Row j - b0 of `out` [m][D]: the key (rotated) or value of position j of kv head g.
+    auto read_block = [&](bool keys, int g, int32_t b0, int32_t m, float *out, float *raw) {
+        for (int32_t j = b0; j < b0 + m; j++) {
+            float *row = out + size_t(j - b0) * D;
+            const size_t off = layer_off + size_t(j) * kv_row + size_t(g) * D;
+            if (!qkv_) {
+                if (params_.kv_type == KvType::F16) kt.fp16_to_fp32((keys ? k16_ : v16_).data() + off, row, D);
+                else std::copy_n((keys ? k32_ : v32_).data() + off, D, row);
+            } else if (!keys) {
+                qkv_->value(layer, j, g, row);
+            } else {
+                // KVQuant keeps keys before RoPE: rotate them as they are read.
+                qkv_->key(layer, j, g, raw);
+                const float *cs = rope_cos_.data() + size_t(j) * half, *sn = rope_sin_.data() + size_t(j) * half;
+                for (int i = 0; i < half; i++) {
+                    row[i] = raw[i] * cs[i] - raw[i + half] * sn[i];
+                    row[i + half] = raw[i + half] * cs[i] + raw[i] * sn[i];
+                }
+            }
+        }
+    };
     // The batch tokens [t0, t1) that read some position of [j0, j1).
     auto tokens_reading = [&](int32_t j0, int32_t j1, int32_t &t0, int32_t &t1) {
         t0 = std::max(0, j0 - pos0);
@@ -408,15 +386,7 @@ void Context::attention_quantized(int layer, int32_t n) {
         float *keys = decoded_.data() + size_t(thread) * per_thread, *raw = keys + size_t(block) * D;
         for (int32_t b0 = j0; b0 < j1; b0 += block) {
             const int32_t m = std::min(block, j1 - b0);
-            for (int32_t j = b0; j < b0 + m; j++) {
-                qkv_->key(layer, j, g, raw);
-                const float *cs = rope_cos_.data() + size_t(j) * half, *sn = rope_sin_.data() + size_t(j) * half;
-                float *rot = keys + size_t(j - b0) * D;
-                for (int i = 0; i < half; i++) {
-                    rot[i] = raw[i] * cs[i] - raw[i + half] * sn[i];
-                    rot[i + half] = raw[i + half] * cs[i] + raw[i] * sn[i];
-                }
-            }
+            read_block(true, g, b0, m, keys, raw);
             int32_t t0, t1;
             tokens_reading(b0, b0 + m, t0, t1);
             for (int32_t t = t0; t < t1; t++)
@@ -447,7 +417,7 @@ void Context::attention_quantized(int layer, int32_t n) {
         for (int32_t t = 0; t < n; t++) std::fill_n(acc + (size_t(t) * Hq + size_t(g) * group) * D, size_t(group) * D, 0.0f);
         for (int32_t b0 = j0; b0 < j1; b0 += block) {
             const int32_t m = std::min(block, j1 - b0);
-            for (int32_t j = b0; j < b0 + m; j++) qkv_->value(layer, j, g, values + size_t(j - b0) * D);
+            read_block(false, g, b0, m, values, nullptr);
             int32_t t0, t1;
             tokens_reading(b0, b0 + m, t0, t1);
             for (int32_t t = t0; t < t1; t++)
@@ -510,14 +480,12 @@ void Context::forward_batch(const int32_t *tokens, int32_t n, float *logits, boo
         matmul(w.v, xn_.data(), n, v_.data(), true);
         rope(q_.data(), n, Hq, n_past_);
         if (qkv_) {
-            // KVQuant stores keys before RoPE; attention rotates them as it reads them.
-            qkv_->store(int(l), n_past_, n, k_.data(), v_.data());
-            attention_quantized(int(l), n);
+            qkv_->store(int(l), n_past_, n, k_.data(), v_.data());  // before RoPE (KVQuant)
         } else {
             rope(k_.data(), n, Hkv, n_past_);
             store_kv(l, n);
-            attention(int(l), n);
         }
+        attention(int(l), n);
         matmul(w.o, att_.data(), n, xn_.data());
         for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += xn_[i];
 

@@ -103,7 +103,6 @@ private:
     void matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input = false);
     void store_kv(size_t layer, int32_t n);
     void attention(int layer, int32_t n);
-    void attention_quantized(int layer, int32_t n);
     void rope(float *x, int32_t n, int heads, int32_t pos0);
     void update_rope_frequencies(int32_t seq_len);
 
