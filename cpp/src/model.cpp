@@ -375,28 +375,29 @@ void Context::attention(int layer, int32_t n) {
             }
         }
     };
-    // The batch tokens [t0, t1) that read some position of [j0, j1).
-    auto tokens_reading = [&](int32_t j0, int32_t j1, int32_t &t0, int32_t &t1) {
-        t0 = std::max(0, j0 - pos0);
-        t1 = window > 0 ? std::max(t0, std::min(n, j1 - 1 + window - pos0)) : n;
+    // One pass over the batch's positions: each (kv head, chunk) task reads its chunk a block at a
+    // time (keys or values) and calls visit(block, b0, m, ch, t, h) for each batch token t that
+    // reads some position of the block [b0, b0 + m) and each query head h of the group.
+    auto for_each_block = [&](bool keys, auto &&visit) {
+        pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
+            const int g = task / n_chunks, ch = task % n_chunks;
+            const int32_t j0 = lo + ch * chunk, j1 = std::min(end, j0 + chunk);
+            float *buf = decoded_.data() + size_t(thread) * per_thread, *raw = buf + size_t(block) * D;
+            for (int32_t b0 = j0; b0 < j1; b0 += block) {
+                const int32_t m = std::min(block, j1 - b0);
+                read_block(keys, g, b0, m, buf, raw);
+                const int32_t t0 = std::max(0, b0 - pos0);
+                const int32_t t1 = window > 0 ? std::max(t0, std::min(n, b0 + m - 1 + window - pos0)) : n;
+                for (int32_t t = t0; t < t1; t++)
+                    for (int h = g * group; h < (g + 1) * group; h++) visit(buf, b0, m, ch, t, h);
+            }
+        });
     };
-    pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
-        const int g = task / n_chunks;
-        const int32_t j0 = lo + task % n_chunks * chunk, j1 = std::min(end, j0 + chunk);
-        float *keys = decoded_.data() + size_t(thread) * per_thread, *raw = keys + size_t(block) * D;
-        for (int32_t b0 = j0; b0 < j1; b0 += block) {
-            const int32_t m = std::min(block, j1 - b0);
-            read_block(true, g, b0, m, keys, raw);
-            int32_t t0, t1;
-            tokens_reading(b0, b0 + m, t0, t1);
-            for (int32_t t = t0; t < t1; t++)
-                for (int h = g * group; h < (g + 1) * group; h++) {
-                    // Scores of positions the token does not read are set but never used.
-                    float *s = scores_.data() + (size_t(t) * Hq + h) * span + size_t(b0 - lo);
-                    kt.dense_matvec_f32(keys, m, D, q_.data() + (size_t(t) * Hq + h) * D, s, 0, m);
-                    for (int32_t i = 0; i < m; i++) s[i] *= scale;
-                }
-        }
+    for_each_block(true, [&](const float *keys, int32_t b0, int32_t m, int, int32_t t, int h) {
+        // Scores of positions the token does not read are set but never used.
+        float *s = scores_.data() + (size_t(t) * Hq + h) * span + size_t(b0 - lo);
+        kt.dense_matvec_f32(keys, m, D, q_.data() + (size_t(t) * Hq + h) * D, s, 0, m);
+        for (int32_t i = 0; i < m; i++) s[i] *= scale;
     });
     pool_.parallel_for(n * Hq, [&](int task, int) {
         const int32_t pos = pos0 + task / Hq;
@@ -409,23 +410,10 @@ void Context::attention(int layer, int32_t n) {
         std::fill(s + lo, s + first(pos), 0.0f);
         std::fill(s + pos + 1, s + end, 0.0f);
     });
-    pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
-        const int g = task / n_chunks, ch = task % n_chunks;
-        const int32_t j0 = lo + ch * chunk, j1 = std::min(end, j0 + chunk);
-        float *acc = partial_.data() + size_t(ch) * out_size;
-        float *values = decoded_.data() + size_t(thread) * per_thread;
-        for (int32_t t = 0; t < n; t++) std::fill_n(acc + (size_t(t) * Hq + size_t(g) * group) * D, size_t(group) * D, 0.0f);
-        for (int32_t b0 = j0; b0 < j1; b0 += block) {
-            const int32_t m = std::min(block, j1 - b0);
-            read_block(false, g, b0, m, values, nullptr);
-            int32_t t0, t1;
-            tokens_reading(b0, b0 + m, t0, t1);
-            for (int32_t t = t0; t < t1; t++)
-                for (int h = g * group; h < (g + 1) * group; h++) {
-                    const float *w = scores_.data() + (size_t(t) * Hq + h) * span + size_t(b0 - lo);
-                    kt.dense_vecmat_f32(values, m, D, w, acc + (size_t(t) * Hq + h) * D);
-                }
-        }
+    std::fill(partial_.begin(), partial_.end(), 0.0f);
+    for_each_block(false, [&](const float *values, int32_t b0, int32_t m, int ch, int32_t t, int h) {
+        const float *w = scores_.data() + (size_t(t) * Hq + h) * span + size_t(b0 - lo);
+        kt.dense_vecmat_f32(values, m, D, w, partial_.data() + size_t(ch) * out_size + (size_t(t) * Hq + h) * D);
     });
     pool_.parallel_for(n * Hq, [&](int task, int) {
         float *out = att_.data() + size_t(task) * D;
