@@ -1,7 +1,7 @@
 """Perplexity of one long window with the fp16 KV cache and with KVQuant caches.
 
     python tools/kv_long_context.py --model dev --ctx 16384                 # fp16, nuq4, nuq3
-    python tools/kv_long_context.py --model dev --ctx 32768 --settings fp16,nuq4
+    python tools/kv_long_context.py --model dev --ctx 32768 --settings fp16,nuq4,nuq3,nuq2,int4,int3
 
 The file is converted as kv_report.py converts it (fp16 weights, KV calibration on
 tinystories_train.txt), or reused with --sqf. Each setting scores the first window of --ctx
@@ -19,8 +19,10 @@ from pathlib import Path
 
 from kv_report import CALIBRATION, DATA, model_dir
 
-SETTINGS = {"fp16": ("fp16 cache", 0), "nuq4": ("nuq4, 1% outliers", 4), "nuq3": ("nuq3, 1% outliers", 3),
-            "nuq2": ("nuq2, 1% outliers", 2)}
+# name: (label, bits, method); uniform uses the file's calibrated key ranges, as in kv_report.py.
+SETTINGS = {"fp16": ("fp16 cache", 0, "nuq"), "nuq4": ("nuq4, 1% outliers", 4, "nuq"),
+            "nuq3": ("nuq3, 1% outliers", 3, "nuq"), "nuq2": ("nuq2, 1% outliers", 2, "nuq"),
+            "int4": ("int4, 1% outliers", 4, "uniform"), "int3": ("int3, 1% outliers", 3, "uniform")}
 
 
 def main() -> None:
@@ -47,8 +49,8 @@ def main() -> None:
                             "--keep", "*", "--kv-bits", "4", "--calib-data", str(CALIBRATION), "--quiet"], check=True)
         rows = []
         for name in names:
-            label, bits = SETTINGS[name]
-            m = Model(sqf, threads=args.threads, kv_bits=bits, n_ctx=args.ctx)
+            label, bits, method = SETTINGS[name]
+            m = Model(sqf, threads=args.threads, kv_bits=bits, kv_method=method, n_ctx=args.ctx)
             if m.context_length < args.ctx:
                 sys.exit(f"error: {sqf}: the model's context is {m.context_length} tokens, below --ctx {args.ctx}")
             t = time.perf_counter()

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "kernels/attention/attention.h"
 #include "kernels/csr_spmv/csr_spmv.h"
 #include "kernels/dense_matvec/dense_matvec.h"
 #include "kernels/fp16_convert/fp16_convert.h"
@@ -29,9 +30,9 @@ struct KernelTable {
     DenseMatmatF32Fn dense_matmat_f32;
     DenseMatvecF16Fn dense_matvec_f16;
     DenseMatmatF16Fn dense_matmat_f16;
-    DenseVecmatF32Fn dense_vecmat_f32;
-    DotF16F32Fn dot_f16_f32;
-    AxpyF16F32Fn axpy_f16_f32;
+    GemmNtF32Fn gemm_nt_f32;
+    GemmNnAddF32Fn gemm_nn_add_f32;
+    SoftmaxF32Fn softmax_f32;
     Fp16ToFp32Fn fp16_to_fp32;
     Fp32ToFp16Fn fp32_to_fp16;
     SumF32Fn sum_f32;
@@ -49,10 +50,6 @@ const KernelTable *avx512_kernels();
 const KernelTable &active_kernels();
 
 // The active kernels as plain functions, for call sites that do one small operation.
-inline float dot_f16_f32(const uint16_t *a, const float *b, int64_t n) { return active_kernels().dot_f16_f32(a, b, n); }
-inline void axpy_f16_f32(const uint16_t *a, float alpha, float *y, int64_t n) {
-    active_kernels().axpy_f16_f32(a, alpha, y, n);
-}
 inline void fp16_to_fp32_array(const uint16_t *in, float *out, int64_t n) { active_kernels().fp16_to_fp32(in, out, n); }
 inline void fp32_to_fp16_array(const float *in, uint16_t *out, int64_t n) { active_kernels().fp32_to_fp16(in, out, n); }
 

@@ -342,7 +342,7 @@ void Context::attention(int layer, int32_t n) {
     // head. A chunk is read a block of positions at a time, each key and value once per batch,
     // into a small [position][D] fp32 buffer (widened from the fp16 cache, or dequantized and
     // rotated from the quantized one) that the query heads of the group then read with
-    // vectorized kernels (scores: a matvec; outputs: the transposed product). Each chunk
+    // small products (kernels/attention: scores, softmax, weighted values). Each chunk
     // accumulates its share of the outputs; the shares are summed at the end.
     constexpr int32_t kBlock = 64;
     const int32_t lo = first(pos0), span = end - lo;
@@ -376,8 +376,8 @@ void Context::attention(int layer, int32_t n) {
         }
     };
     // One pass over the batch's positions: each (kv head, chunk) task reads its chunk a block at a
-    // time (keys or values) and calls visit(block, b0, m, ch, t, h) for each batch token t that
-    // reads some position of the block [b0, b0 + m) and each query head h of the group.
+    // time (keys or values) and calls visit(block, b0, m, ch, t0, t1, g) with the batch tokens
+    // [t0, t1) that read some position of the block [b0, b0 + m) of kv head g.
     auto for_each_block = [&](bool keys, auto &&visit) {
         pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
             const int g = task / n_chunks, ch = task % n_chunks;
@@ -388,32 +388,41 @@ void Context::attention(int layer, int32_t n) {
                 read_block(keys, g, b0, m, buf, raw);
                 const int32_t t0 = std::max(0, b0 - pos0);
                 const int32_t t1 = window > 0 ? std::max(t0, std::min(n, b0 + m - 1 + window - pos0)) : n;
-                for (int32_t t = t0; t < t1; t++)
-                    for (int h = g * group; h < (g + 1) * group; h++) visit(buf, b0, m, ch, t, h);
+                if (t0 < t1) visit(buf, b0, m, ch, t0, t1, g);
             }
         });
     };
-    for_each_block(true, [&](const float *keys, int32_t b0, int32_t m, int, int32_t t, int h) {
-        // Scores of positions the token does not read are set but never used.
-        float *s = scores_.data() + (size_t(t) * Hq + h) * span + size_t(b0 - lo);
-        kt.dense_matvec_f32(keys, m, D, q_.data() + (size_t(t) * Hq + h) * D, s, 0, m);
-        for (int32_t i = 0; i < m; i++) s[i] *= scale;
+    // The query rows (row t * Hq + h of q_, scores_ and the outputs) of tokens [t0, t1) and kv
+    // head g, as f(first row, count, stride in rows): per query head across the tokens of a
+    // prompt batch, or per token across the heads of the group, whichever gives longer runs.
+    auto for_query_rows = [&](int32_t t0, int32_t t1, int g, auto &&f) {
+        if (t1 - t0 >= group)
+            for (int h = g * group; h < (g + 1) * group; h++) f(size_t(t0) * Hq + size_t(h), t1 - t0, size_t(Hq));
+        else
+            for (int32_t t = t0; t < t1; t++) f(size_t(t) * Hq + size_t(g) * group, group, size_t(1));
+    };
+    // Scores of positions a token does not read are set but never used.
+    for_each_block(true, [&](const float *keys, int32_t b0, int32_t m, int, int32_t t0, int32_t t1, int g) {
+        for_query_rows(t0, t1, g, [&](size_t row, int count, size_t stride) {
+            kt.gemm_nt_f32(count, m, D, scale, q_.data() + row * D, int64_t(stride) * D, keys, D,
+                           scores_.data() + row * span + size_t(b0 - lo), int64_t(stride * span));
+        });
     });
     pool_.parallel_for(n * Hq, [&](int task, int) {
-        const int32_t pos = pos0 + task / Hq;
+        const int32_t pos = pos0 + task / Hq, a = first(pos);
         float *s = scores_.data() + size_t(task) * span - lo;
-        float maxv = -INFINITY, sum = 0.0f;
-        for (int32_t j = first(pos); j <= pos; j++) maxv = std::max(maxv, s[j]);
-        for (int32_t j = first(pos); j <= pos; j++) sum += s[j] = std::exp(s[j] - maxv);
-        for (int32_t j = first(pos); j <= pos; j++) s[j] /= sum;
+        kt.softmax_f32(s + a, pos - a + 1);
         // Positions the token does not read weigh zero in the value products below.
-        std::fill(s + lo, s + first(pos), 0.0f);
+        std::fill(s + lo, s + a, 0.0f);
         std::fill(s + pos + 1, s + end, 0.0f);
     });
     std::fill(partial_.begin(), partial_.end(), 0.0f);
-    for_each_block(false, [&](const float *values, int32_t b0, int32_t m, int ch, int32_t t, int h) {
-        const float *w = scores_.data() + (size_t(t) * Hq + h) * span + size_t(b0 - lo);
-        kt.dense_vecmat_f32(values, m, D, w, partial_.data() + size_t(ch) * out_size + (size_t(t) * Hq + h) * D);
+    for_each_block(false, [&](const float *values, int32_t b0, int32_t m, int ch, int32_t t0, int32_t t1, int g) {
+        float *out = partial_.data() + size_t(ch) * out_size;
+        for_query_rows(t0, t1, g, [&](size_t row, int count, size_t stride) {
+            kt.gemm_nn_add_f32(count, D, m, scores_.data() + row * span + size_t(b0 - lo), int64_t(stride * span),
+                               values, D, out + row * D, int64_t(stride) * D);
+        });
     });
     pool_.parallel_for(n * Hq, [&](int task, int) {
         float *out = att_.data() + size_t(task) * D;

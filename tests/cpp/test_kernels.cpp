@@ -610,60 +610,94 @@ void test_dense(const std::vector<ThreadPool *> &pools) {
         }
     }
 
-    // The transposed product, added to y (attention weights times a block of values).
+}
+
+// ---------------------------------------------------------------- attention
+
+// Strided [rows][cols] matrices with a guard value between rows and after the last one, so
+// that a write past a row's end, or a kernel that ignores the leading dimension, is caught.
+struct Strided {
+    int64_t rows, cols, ld;
+    std::vector<float> v;
+    Strided(Rng &rng, int64_t r, int64_t c, int64_t pad) : rows(r), cols(c), ld(c + pad), v(size_t(r * (c + pad) + 1)) {
+        for (float &x : v) x = float(rng.normal());
+    }
+    float at(int64_t i, int64_t j) const { return v[size_t(i * ld + j)]; }
+};
+
+void test_attention() {
+    Rng rng(11);
     for (const KernelTable *k : all_tables()) {
-        double worst = 0.0;
-        for (int64_t rows : {0, 1, 5, 64}) {
-            for (int64_t cols : {1, 7, 8, 31, 32, 33, 64, 72, 128, 131}) {
-                std::vector<float> w(size_t(rows * cols));
-                for (float &v : w) v = float(rng.normal());
-                const std::vector<float> x = random_activations(rng, rows), y0 = random_activations(rng, cols + 1);
-                std::vector<float> y = y0;
-                k->dense_vecmat_f32(w.data(), rows, cols, x.data(), y.data());
-                if (y[size_t(cols)] != y0[size_t(cols)]) worst = INFINITY;  // nothing past cols
-                for (int64_t j = 0; j < cols; j++) {
-                    double want = y0[size_t(j)], scale = std::fabs(want) + 1e-30;
-                    for (int64_t i = 0; i < rows; i++) {
-                        want += double(w[size_t(i * cols + j)]) * double(x[size_t(i)]);
-                        scale += std::fabs(double(w[size_t(i * cols + j)]) * double(x[size_t(i)]));
-                    }
-                    worst = std::max(worst, std::fabs(y[size_t(j)] - want) / scale);
+        double worst_nt = 0.0, worst_nn = 0.0;
+        bool guards = true;
+        for (int64_t m : {1, 2, 3, 4, 7, 13}) {
+            for (int64_t n : {1, 3, 4, 5, 8, 9, 16, 17, 31, 64}) {
+                for (int64_t kk : {1, 7, 8, 9, 64, 67, 128}) {
+                    // Scores: C = alpha A B^T, A [m][kk], B [n][kk], C [m][n] overwritten.
+                    const Strided a(rng, m, kk, 3), b(rng, n, kk, 5);
+                    Strided c(rng, m, n, 2);
+                    const std::vector<float> c0 = c.v;
+                    const float alpha = 0.125f;
+                    k->gemm_nt_f32(m, n, kk, alpha, a.v.data(), a.ld, b.v.data(), b.ld, c.v.data(), c.ld);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < n; j++) {
+                            double want = 0.0, size = 1e-30;
+                            for (int64_t p = 0; p < kk; p++) {
+                                want += double(a.at(i, p)) * b.at(j, p);
+                                size += std::fabs(double(a.at(i, p)) * b.at(j, p));
+                            }
+                            worst_nt = std::max(worst_nt, std::fabs(c.at(i, j) - alpha * want) / (alpha * size));
+                        }
+                    for (size_t e = 0; e < c.v.size(); e++)
+                        if (int64_t(e % size_t(c.ld)) >= n || e + 1 == c.v.size()) guards = guards && c.v[e] == c0[e];
+                    // Outputs: C += A B, A [m][kk], B [kk][n], C [m][n].
+                    const Strided w(rng, m, kk, 1), vals(rng, kk, n, 4);
+                    Strided out(rng, m, n, 3);
+                    const std::vector<float> out0 = out.v;
+                    k->gemm_nn_add_f32(m, n, kk, w.v.data(), w.ld, vals.v.data(), vals.ld, out.v.data(), out.ld);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < n; j++) {
+                            double want = out0[size_t(i * out.ld + j)], size = std::fabs(want) + 1e-30;
+                            for (int64_t p = 0; p < kk; p++) {
+                                want += double(w.at(i, p)) * vals.at(p, j);
+                                size += std::fabs(double(w.at(i, p)) * vals.at(p, j));
+                            }
+                            worst_nn = std::max(worst_nn, std::fabs(out.at(i, j) - want) / size);
+                        }
+                    for (size_t e = 0; e < out.v.size(); e++)
+                        if (int64_t(e % size_t(out.ld)) >= n || e + 1 == out.v.size()) guards = guards && out.v[e] == out0[e];
                 }
             }
         }
         const double tol = tolerance_for(*k);
-        check(worst <= tol, fmt("[%s] dense_vecmat_f32 rows {0,1,5,64} x cols 1..131, added to y: max error %.2g (tol %.0e)",
-                                k->name, worst, tol));
-    }
+        check(worst_nt <= tol && worst_nn <= tol && guards,
+              fmt("[%s] gemm_nt_f32 / gemm_nn_add_f32 m 1..13, n 1..64, k 1..128, strided: max error %.2g / %.2g "
+                  "(tol %.0e), nothing written outside C: %s",
+                  k->name, worst_nt, worst_nn, tol, guards ? "yes" : "no"));
 
-    // dot and axpy with fp16 vectors (attention over an fp16 KV cache), every length 0..40.
-    for (const KernelTable *k : all_tables()) {
+        // Softmax: scores up to 30 apart, and rows whose smallest terms underflow to zero.
         double worst = 0.0;
-        for (int64_t n : {0, 1, 2, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 128, 4101}) {
-            std::vector<uint16_t> a(static_cast<size_t>(n));
-            std::vector<double> ad(static_cast<size_t>(n));
-            for (int64_t j = 0; j < n; j++) {
-                a[size_t(j)] = kernels::fp32_to_fp16(float(rng.normal()));
-                ad[size_t(j)] = kernels::fp16_to_fp32(a[size_t(j)]);
-            }
-            const std::vector<float> b = random_activations(rng, n);
-            double want = 0.0, scale = 1e-30;
-            for (int64_t j = 0; j < n; j++) {
-                want += ad[size_t(j)] * b[size_t(j)];
-                scale += std::fabs(ad[size_t(j)] * b[size_t(j)]);
-            }
-            worst = std::max(worst, std::fabs(k->dot_f16_f32(a.data(), b.data(), n) - want) / scale);
-            const float alpha = float(rng.normal());
-            std::vector<float> y = b;
-            k->axpy_f16_f32(a.data(), alpha, y.data(), n);
-            for (int64_t j = 0; j < n; j++) {
-                const double expect = double(b[size_t(j)]) + double(alpha) * ad[size_t(j)];
-                const double size = std::fabs(b[size_t(j)]) + std::fabs(double(alpha) * ad[size_t(j)]) + 1e-30;
-                worst = std::max(worst, std::fabs(y[size_t(j)] - expect) / size);
+        for (int64_t n : {1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000}) {
+            for (double spread : {1.0, 30.0, 200.0}) {
+                std::vector<float> x(size_t(n) + 1);
+                for (float &v : x) v = float(spread * (rng.uniform() - 0.5) + 3.0);
+                const float guard = x[size_t(n)];
+                const std::vector<float> x0 = x;
+                k->softmax_f32(x.data(), n);
+                const double top = *std::max_element(x0.begin(), x0.end() - 1);
+                double sum = 0.0;
+                for (int64_t i = 0; i < n; i++) sum += std::exp(double(x0[size_t(i)]) - top);
+                for (int64_t i = 0; i < n; i++) {
+                    const double want = std::exp(double(x0[size_t(i)]) - top) / sum;
+                    // Relative to the term; terms below 1e-30 (underflowing to zero or not) absolutely.
+                    worst = std::max(worst, std::fabs(x[size_t(i)] - want) / (want + 1e-30));
+                }
+                if (x[size_t(n)] != guard) worst = INFINITY;
             }
         }
-        check(worst <= kFastTolerance, fmt("[%s] dot_f16_f32 / axpy_f16_f32 lengths 0..4101: max error %.2g (tol %.0e)",
-                                           k->name, worst, kFastTolerance));
+        const double stol = tolerance_for(*k);
+        check(worst <= stol, fmt("[%s] softmax_f32 n 1..1000, spreads 1..200: max relative error %.2g (tol %.0e)",
+                                 k->name, worst, stol));
     }
 }
 
@@ -787,6 +821,7 @@ int main() {
     test_lut(pools);
     test_csr(pools);
     test_dense(pools);
+    test_attention();
     test_kv_dequant();
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;

@@ -1,6 +1,6 @@
 // Matvec with an unquantized row-major weight matrix W [rows][cols] in fp32 or fp16 (the
 // embeddings / lm_head kept as is, and the fp16 / fp32 baselines the LUT kernels are
-// measured against), plus the fp16-vector primitives attention needs for an fp16 KV cache.
+// measured against).
 #pragma once
 
 #include <cstdint>
@@ -19,13 +19,6 @@ using DenseMatvecF16Fn = void (*)(const uint16_t *w, int64_t rows, int64_t cols,
                                   int64_t row_begin, int64_t row_end);
 using DenseMatmatF16Fn = void (*)(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t n,
                                   float *y, int64_t row_begin, int64_t row_end);
-// y[j] += sum_i x[i] * W[i][j] for the columns j in [0, cols): the transposed product, added
-// to y (attention weights times a block of decoded values, [positions][head_dim]).
-using DenseVecmatF32Fn = void (*)(const float *w, int64_t rows, int64_t cols, const float *x, float *y);
-// sum_j a[j] * b[j] with a in fp16 (a query against a cached key).
-using DotF16F32Fn = float (*)(const uint16_t *a, const float *b, int64_t n);
-// y[j] += alpha * a[j] with a in fp16 (an attention weight times a cached value).
-using AxpyF16F32Fn = void (*)(const uint16_t *a, float alpha, float *y, int64_t n);
 
 // References: accumulate in double.
 void dense_matvec_f32_scalar(const float *w, int64_t rows, int64_t cols, const float *x, float *y,
@@ -36,9 +29,6 @@ void dense_matvec_f16_scalar(const uint16_t *w, int64_t rows, int64_t cols, cons
                              int64_t row_begin, int64_t row_end);
 void dense_matmat_f16_scalar(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y,
                              int64_t row_begin, int64_t row_end);
-void dense_vecmat_f32_scalar(const float *w, int64_t rows, int64_t cols, const float *x, float *y);
-float dot_f16_f32_scalar(const uint16_t *a, const float *b, int64_t n);
-void axpy_f16_f32_scalar(const uint16_t *a, float alpha, float *y, int64_t n);
 
 #if defined(SQLLM_X86)
 void dense_matvec_f32_avx2(const float *w, int64_t rows, int64_t cols, const float *x, float *y,
@@ -49,9 +39,6 @@ void dense_matvec_f16_avx2(const uint16_t *w, int64_t rows, int64_t cols, const 
                            int64_t row_begin, int64_t row_end);
 void dense_matmat_f16_avx2(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y,
                            int64_t row_begin, int64_t row_end);
-void dense_vecmat_f32_avx2(const float *w, int64_t rows, int64_t cols, const float *x, float *y);
-float dot_f16_f32_avx2(const uint16_t *a, const float *b, int64_t n);
-void axpy_f16_f32_avx2(const uint16_t *a, float alpha, float *y, int64_t n);
 #endif
 
 }  // namespace kernels

@@ -110,39 +110,5 @@ void dense_matmat_f16_avx2(const uint16_t *w, int64_t rows, int64_t cols, const 
     matmat(w, rows, cols, x, n, y, row_begin, row_end);
 }
 
-void dense_vecmat_f32_avx2(const float *w, int64_t rows, int64_t cols, const float *x, float *y) {
-    // 32 columns at a time in four accumulators, every row broadcast once per tile.
-    int64_t j = 0;
-    for (; j + 32 <= cols; j += 32) {
-        __m256 acc[4];
-        for (int k = 0; k < 4; k++) acc[k] = _mm256_loadu_ps(y + j + 8 * k);
-        for (int64_t i = 0; i < rows; i++) {
-            const __m256 xi = _mm256_set1_ps(x[i]);
-            const float *row = w + i * cols + j;
-            for (int k = 0; k < 4; k++) acc[k] = _mm256_fmadd_ps(xi, _mm256_loadu_ps(row + 8 * k), acc[k]);
-        }
-        for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + j + 8 * k, acc[k]);
-    }
-    for (; j + 8 <= cols; j += 8) {
-        __m256 acc = _mm256_loadu_ps(y + j);
-        for (int64_t i = 0; i < rows; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i]), _mm256_loadu_ps(w + i * cols + j), acc);
-        _mm256_storeu_ps(y + j, acc);
-    }
-    for (; j < cols; j++) {
-        float sum = y[j];
-        for (int64_t i = 0; i < rows; i++) sum += x[i] * w[i * cols + j];
-        y[j] = sum;
-    }
-}
-
-float dot_f16_f32_avx2(const uint16_t *a, const float *b, int64_t n) { return row_dot(a, b, n); }
-
-void axpy_f16_f32_avx2(const uint16_t *a, float alpha, float *y, int64_t n) {
-    const __m256 scale = _mm256_set1_ps(alpha);
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, _mm256_fmadd_ps(scale, load8(a + j), _mm256_loadu_ps(y + j)));
-    for (; j < n; j++) y[j] += alpha * load1(a + j);
-}
-
 }  // namespace kernels
 }  // namespace sqllm
