@@ -229,48 +229,54 @@ void Context::update_rope_frequencies(int32_t seq_len) {
     const int half = int(c.head_dim / 2);
     double base = c.rope_theta;
     const std::string &kind = c.rope_scaling_type;
+    bool stale = inv_freq_.empty();
     if (kind == "dynamic") {
         // transformers' dynamic NTK: the base grows once the sequence passes the original length.
         double orig = c.rope_original_context_length ? c.rope_original_context_length : c.context_length;
-        if (seq_len <= orig && !inv_freq_.empty() && rope_seq_len_ <= orig) return;
-        if (seq_len > orig) {
-            double f = c.rope_scaling_factor;
-            base = c.rope_theta * std::pow(f * seq_len / orig - (f - 1.0), double(c.head_dim) / (c.head_dim - 2));
-        }
-        rope_seq_len_ = seq_len;
-    } else if (!inv_freq_.empty()) {
-        return;
-    }
-    inv_freq_.resize(size_t(half));
-    for (int i = 0; i < half; i++) {
-        double f = 1.0 / std::pow(base, 2.0 * i / double(c.head_dim));
-        if (kind == "linear") {
-            f /= c.rope_scaling_factor;
-        } else if (kind == "llama3") {
-            const double pi = 3.14159265358979323846;
-            double low_wavelen = c.rope_original_context_length / c.rope_low_freq_factor;
-            double high_wavelen = c.rope_original_context_length / c.rope_high_freq_factor;
-            double wavelen = 2.0 * pi / f;
-            if (wavelen > low_wavelen) {
-                f /= c.rope_scaling_factor;
-            } else if (wavelen >= high_wavelen) {
-                double smooth = (c.rope_original_context_length / wavelen - c.rope_low_freq_factor) /
-                                (c.rope_high_freq_factor - c.rope_low_freq_factor);
-                f = (1.0 - smooth) * f / c.rope_scaling_factor + smooth * f;
+        if (seq_len > orig || rope_seq_len_ > orig) {
+            stale = true;
+            if (seq_len > orig) {
+                double f = c.rope_scaling_factor;
+                base = c.rope_theta * std::pow(f * seq_len / orig - (f - 1.0), double(c.head_dim) / (c.head_dim - 2));
             }
         }
-        inv_freq_[size_t(i)] = float(f);
+        rope_seq_len_ = seq_len;
     }
-    if (qkv_) {
-        // The same angles as rope() computes, for every position of the context.
-        rope_cos_.resize(size_t(n_ctx_) * size_t(half));
-        rope_sin_.resize(size_t(n_ctx_) * size_t(half));
-        for (int32_t p = 0; p < n_ctx_; p++)
+    if (stale) {
+        inv_freq_.resize(size_t(half));
+        for (int i = 0; i < half; i++) {
+            double f = 1.0 / std::pow(base, 2.0 * i / double(c.head_dim));
+            if (kind == "linear") {
+                f /= c.rope_scaling_factor;
+            } else if (kind == "llama3") {
+                const double pi = 3.14159265358979323846;
+                double low_wavelen = c.rope_original_context_length / c.rope_low_freq_factor;
+                double high_wavelen = c.rope_original_context_length / c.rope_high_freq_factor;
+                double wavelen = 2.0 * pi / f;
+                if (wavelen > low_wavelen) {
+                    f /= c.rope_scaling_factor;
+                } else if (wavelen >= high_wavelen) {
+                    double smooth = (c.rope_original_context_length / wavelen - c.rope_low_freq_factor) /
+                                    (c.rope_high_freq_factor - c.rope_low_freq_factor);
+                    f = (1.0 - smooth) * f / c.rope_scaling_factor + smooth * f;
+                }
+            }
+            inv_freq_[size_t(i)] = float(f);
+        }
+        rope_rows_ = 0;
+    }
+    // cos and sin of every position below seq_len, each computed once (until the frequencies
+    // change), in float as transformers computes them (inv_freq * position in fp32).
+    if (rope_rows_ < seq_len) {
+        rope_cos_.resize(size_t(seq_len) * size_t(half));
+        rope_sin_.resize(size_t(seq_len) * size_t(half));
+        for (int32_t p = rope_rows_; p < seq_len; p++)
             for (int i = 0; i < half; i++) {
                 float angle = float(p) * inv_freq_[size_t(i)];
                 rope_cos_[size_t(p) * half + i] = std::cos(angle);
                 rope_sin_[size_t(p) * half + i] = std::sin(angle);
             }
+        rope_rows_ = seq_len;
     }
 }
 
@@ -283,15 +289,13 @@ uint64_t Context::kv_bytes() const {
 void Context::rope(float *x, int32_t n, int heads, int32_t pos0) {
     const int D = int(model_.config().head_dim), half = D / 2;
     for (int32_t t = 0; t < n; t++) {
-        for (int i = 0; i < half; i++) {
-            // Angles in float as transformers computes them (inv_freq * position in fp32).
-            float angle = float(pos0 + t) * inv_freq_[size_t(i)];
-            float cs = std::cos(angle), sn = std::sin(angle);
-            for (int h = 0; h < heads; h++) {
-                float *v = x + (size_t(t) * heads + h) * D;
+        const float *cs = rope_cos_.data() + size_t(pos0 + t) * half, *sn = rope_sin_.data() + size_t(pos0 + t) * half;
+        for (int h = 0; h < heads; h++) {
+            float *v = x + (size_t(t) * heads + h) * D;
+            for (int i = 0; i < half; i++) {
                 float a = v[i], b = v[i + half];
-                v[i] = a * cs - b * sn;
-                v[i + half] = b * cs + a * sn;
+                v[i] = a * cs[i] - b * sn[i];
+                v[i + half] = b * cs[i] + a * sn[i];
             }
         }
     }

@@ -113,12 +113,15 @@ private:
     ThreadPool pool_;
     std::vector<float> inv_freq_;
     int32_t rope_seq_len_ = 0;
+    // cos and sin of inv_freq_ * position for the positions [0, rope_rows_): [position][D/2].
+    std::vector<float> rope_cos_, rope_sin_;
+    int32_t rope_rows_ = 0;
     // KV cache: [layer][position][kv_heads * head_dim], in fp16 (uint16) or fp32.
     std::vector<uint16_t> k16_, v16_;
     std::vector<float> k32_, v32_;
-    // Or the KVQuant cache, whose keys are rotated on reading with the tables [n_ctx][D/2].
+    // Or the KVQuant cache, whose keys are rotated as they are read.
     std::unique_ptr<QuantKvCache> qkv_;
-    std::vector<float> rope_cos_, rope_sin_, partial_, decoded_;
+    std::vector<float> partial_, decoded_;
     // The int8 form of the last quantized-linear input, and the column order it is in.
     ops::Q8Buffer q8_;
     kernels::Q8Activations q8_input_{};

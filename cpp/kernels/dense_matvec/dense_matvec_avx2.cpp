@@ -10,8 +10,6 @@ namespace sqllm {
 namespace kernels {
 namespace {
 
-constexpr int kMaxTokens = 8;  // activations that share one load of the weights in *_matmat
-
 inline float horizontal_sum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -45,43 +43,63 @@ void matvec(const T *w, int64_t cols, const float *x, float *y, int64_t row_begi
     for (int64_t i = row_begin; i < row_end; i++) y[i] = row_dot(w + i * cols, x, cols);
 }
 
-template <class T, int kTokens>
-void matmat_row(const T *row, int64_t rows, int64_t cols, const float *x, float *y, int64_t i) {
-    // The fixed-count loops must be unrolled for the accumulators to stay in registers.
-    __m256 acc[kTokens];
-#pragma GCC unroll 8
-    for (int t = 0; t < kTokens; t++) acc[t] = _mm256_setzero_ps();
+// Rows [i, i + R) against tokens [t, t + N): R x N accumulators over the columns, so that each
+// 8 columns of a weight row are loaded once for N tokens and each 8 of a token's activations
+// once for R rows. The sums of 4 rows are reduced together and stored side by side.
+template <class T, int R, int N>
+void matmat_tile(const T *w, int64_t rows, int64_t cols, const float *x, float *y, int64_t i, int64_t t) {
+    __m256 acc[N][4];
+#pragma GCC unroll 3
+    for (int k = 0; k < N; k++)
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) acc[k][r] = _mm256_setzero_ps();
+    const T *row = w + i * cols;
+    const float *xt = x + t * cols;
     int64_t j = 0;
     for (; j + 8 <= cols; j += 8) {
-        const __m256 wv = load8(row + j);
-#pragma GCC unroll 8
-        for (int t = 0; t < kTokens; t++) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * cols + j), acc[t]);
+        __m256 xv[N];
+#pragma GCC unroll 3
+        for (int k = 0; k < N; k++) xv[k] = _mm256_loadu_ps(xt + k * cols + j);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256 wv = load8(row + r * cols + j);
+#pragma GCC unroll 3
+            for (int k = 0; k < N; k++) acc[k][r] = _mm256_fmadd_ps(wv, xv[k], acc[k][r]);
+        }
     }
-    for (int t = 0; t < kTokens; t++) {
-        float sum = horizontal_sum(acc[t]);
-        for (int64_t k = j; k < cols; k++) sum += load1(row + k) * x[t * cols + k];
-        y[t * rows + i] = sum;
+#pragma GCC unroll 3
+    for (int k = 0; k < N; k++) {
+        const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[k][0], acc[k][1]), _mm256_hadd_ps(acc[k][2], acc[k][3]));
+        alignas(16) float sums[4];
+        _mm_store_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+        for (int r = 0; r < R; r++) {
+            float sum = sums[r];
+            for (int64_t c = j; c < cols; c++) sum += load1(row + r * cols + c) * xt[k * cols + c];
+            y[(t + k) * rows + i + r] = sum;
+        }
+    }
+}
+
+template <class T, int R>
+void matmat_rows(const T *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y, int64_t i) {
+    for (int64_t t = 0; t < n; t += 3) {
+        switch (n - t < 3 ? n - t : 3) {
+        case 1: matmat_tile<T, R, 1>(w, rows, cols, x, y, i, t); break;
+        case 2: matmat_tile<T, R, 2>(w, rows, cols, x, y, i, t); break;
+        default: matmat_tile<T, R, 3>(w, rows, cols, x, y, i, t); break;
+        }
     }
 }
 
 template <class T>
 void matmat(const T *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y, int64_t row_begin,
             int64_t row_end) {
-    for (int64_t i = row_begin; i < row_end; i++) {
-        const T *row = w + i * cols;
-        for (int64_t t0 = 0; t0 < n; t0 += kMaxTokens) {
-            const float *xt = x + t0 * cols;
-            float *yt = y + t0 * rows;
-            switch (n - t0 < kMaxTokens ? n - t0 : kMaxTokens) {
-            case 1: matmat_row<T, 1>(row, rows, cols, xt, yt, i); break;
-            case 2: matmat_row<T, 2>(row, rows, cols, xt, yt, i); break;
-            case 3: matmat_row<T, 3>(row, rows, cols, xt, yt, i); break;
-            case 4: matmat_row<T, 4>(row, rows, cols, xt, yt, i); break;
-            case 5: matmat_row<T, 5>(row, rows, cols, xt, yt, i); break;
-            case 6: matmat_row<T, 6>(row, rows, cols, xt, yt, i); break;
-            case 7: matmat_row<T, 7>(row, rows, cols, xt, yt, i); break;
-            default: matmat_row<T, 8>(row, rows, cols, xt, yt, i); break;
-            }
+    for (int64_t i = row_begin; i < row_end; i += 4) {
+        switch (row_end - i < 4 ? row_end - i : 4) {
+        case 1: matmat_rows<T, 1>(w, rows, cols, x, n, y, i); break;
+        case 2: matmat_rows<T, 2>(w, rows, cols, x, n, y, i); break;
+        case 3: matmat_rows<T, 3>(w, rows, cols, x, n, y, i); break;
+        default: matmat_rows<T, 4>(w, rows, cols, x, n, y, i); break;
         }
     }
 }
