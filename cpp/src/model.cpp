@@ -286,19 +286,23 @@ uint64_t Context::kv_bytes() const {
     return uint64_t(n_past_) * c.num_layers * c.num_kv_heads * c.head_dim * 2 * (params_.kv_type == KvType::F16 ? 2 : 4);
 }
 
+void Context::rotate(const float *in, float *out, int32_t pos) const {
+    const int half = int(model_.config().head_dim / 2);
+    const float *cs = rope_cos_.data() + size_t(pos) * half, *sn = rope_sin_.data() + size_t(pos) * half;
+    for (int i = 0; i < half; i++) {
+        const float a = in[i], b = in[i + half];
+        out[i] = a * cs[i] - b * sn[i];
+        out[i + half] = b * cs[i] + a * sn[i];
+    }
+}
+
 void Context::rope(float *x, int32_t n, int heads, int32_t pos0) {
-    const int D = int(model_.config().head_dim), half = D / 2;
-    for (int32_t t = 0; t < n; t++) {
-        const float *cs = rope_cos_.data() + size_t(pos0 + t) * half, *sn = rope_sin_.data() + size_t(pos0 + t) * half;
+    const size_t D = size_t(model_.config().head_dim);
+    for (int32_t t = 0; t < n; t++)
         for (int h = 0; h < heads; h++) {
             float *v = x + (size_t(t) * heads + h) * D;
-            for (int i = 0; i < half; i++) {
-                float a = v[i], b = v[i + half];
-                v[i] = a * cs[i] - b * sn[i];
-                v[i + half] = b * cs[i] + a * sn[i];
-            }
+            rotate(v, v, pos0 + t);
         }
-    }
 }
 
 void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input) {
@@ -338,7 +342,7 @@ void Context::store_kv(size_t layer, int32_t n) {
 
 void Context::attention(int layer, int32_t n) {
     const ModelConfig &c = model_.config();
-    const int D = int(c.head_dim), half = D / 2, Hq = int(c.num_heads), Hkv = int(c.num_kv_heads), group = Hq / Hkv;
+    const int D = int(c.head_dim), Hq = int(c.num_heads), Hkv = int(c.num_kv_heads), group = Hq / Hkv;
     const float scale = 1.0f / std::sqrt(float(D));
     const int32_t pos0 = n_past_, end = pos0 + n, window = int32_t(c.sliding_window);
     auto first = [&](int32_t pos) { return window > 0 && pos >= window ? pos - window + 1 : 0; };
@@ -371,11 +375,7 @@ void Context::attention(int layer, int32_t n) {
             } else {
                 // KVQuant keeps keys before RoPE: rotate them as they are read.
                 qkv_->key(layer, j, g, raw);
-                const float *cs = rope_cos_.data() + size_t(j) * half, *sn = rope_sin_.data() + size_t(j) * half;
-                for (int i = 0; i < half; i++) {
-                    row[i] = raw[i] * cs[i] - raw[i + half] * sn[i];
-                    row[i + half] = raw[i + half] * cs[i] + raw[i] * sn[i];
-                }
+                rotate(raw, row, j);
             }
         }
     };

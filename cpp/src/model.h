@@ -103,6 +103,8 @@ private:
     void matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input = false);
     void store_kv(size_t layer, int32_t n);
     void attention(int layer, int32_t n);
+    // RoPE of one head's vector at position pos (in may equal out), from the cos/sin tables.
+    void rotate(const float *in, float *out, int32_t pos) const;
     void rope(float *x, int32_t n, int heads, int32_t pos0);
     void update_rope_frequencies(int32_t seq_len);
 
