@@ -107,6 +107,24 @@ class Checkpoint:
             return widen_to_f32(buf, e.dtype).reshape(e.shape)
         return np.frombuffer(buf, dtype=np.dtype(_ST_DTYPES[e.dtype]).newbyteorder("<")).reshape(e.shape).astype(np.float32)
 
+    def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Rows of a matrix as a new float32 array [len(rows), cols], reading only those rows."""
+        if self._torch_state is not None:
+            return self._torch_state[name][np.asarray(rows)].float().numpy().copy()
+        e = self._entries[name]
+        cols = int(np.prod(e.shape[1:]))
+        row_bytes = cols * _ST_SIZES[e.dtype]
+        buf = np.empty(len(rows) * row_bytes, np.uint8)
+        with open(e.path, "rb", buffering=0) as f:
+            for i, r in enumerate(rows):
+                got = os.pread(f.fileno(), row_bytes, e.start + int(r) * row_bytes)
+                if len(got) != row_bytes:
+                    raise ConversionError(f"{e.path}: truncated while reading {name}")
+                buf[i * row_bytes:(i + 1) * row_bytes] = np.frombuffer(got, np.uint8)
+        if e.dtype in ("BF16", "F16"):
+            return widen_to_f32(buf, e.dtype).reshape(len(rows), cols)
+        return np.frombuffer(buf, dtype=np.dtype(_ST_DTYPES[e.dtype]).newbyteorder("<")).reshape(len(rows), cols).astype(np.float32)
+
     @staticmethod
     def _read_into(name: str, e: _Entry, buf: np.ndarray) -> None:
         with open(e.path, "rb", buffering=0) as f:

@@ -20,9 +20,18 @@ LINEAR_SUFFIXES = (
 )
 
 
+EMBEDDING_MATRICES = ("model.embed_tokens.weight", "lm_head.weight")
+
+
 def is_layer_linear(name: str) -> bool:
     """The projections SqueezeLLM quantizes: every linear inside the decoder layers."""
     return name.startswith("model.layers.") and name.endswith(LINEAR_SUFFIXES)
+
+
+def is_quantizable(name: str) -> bool:
+    """Every matrix the converter quantizes by default: the decoder linears, the token
+    embedding and the output head (SPEC §3.1: any two-dimensional weight may be quantized)."""
+    return is_layer_linear(name) or name in EMBEDDING_MATRICES
 
 
 def _rope(cfg: dict, where: Path) -> dict:

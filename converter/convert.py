@@ -18,12 +18,13 @@ from sqllm.formats import SqfWriter
 from sqllm.formats import constants as C
 from sqllm.formats.errors import ConversionError
 
+from .allocate import ALLOCATION_BITS, allocate, budget_bytes, measure_choices, sample_rows
 from .checkpoint import Checkpoint, open_checkpoint, open_safetensors, load_config
 from .fisher import describe
 from .interrupt import raise_if_interrupted
 from .kvquant import calibrate
 from .numeric import bad_counts
-from .config import ARRAY_ITEM_TYPES, KEY_TYPES, is_layer_linear, model_metadata
+from .config import ARRAY_ITEM_TYPES, KEY_TYPES, is_layer_linear, is_quantizable, model_metadata
 from .quantize import Recipe, quantize_matrix
 from .tokenizer import tokenizer_metadata
 
@@ -108,6 +109,9 @@ class _Fisher:
             if self.source.shape(n) != ckpt.shape(n):
                 raise ConversionError(f"{self.path}: Fisher tensor {n} has shape {self.source.shape(n)}, the weight {ckpt.shape(n)}")
 
+    def has(self, name: str) -> bool:
+        return name in self.source.names
+
     def read(self, name: str) -> np.ndarray:
         F = self.source.read(name)
         nonfinite, negative = bad_counts(F)
@@ -143,13 +147,21 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
             raise ConversionError(f"{ckpt.folder}: the checkpoint has no tensor {name}")
         if ckpt.shape(name) != shape:
             raise ConversionError(f"{ckpt.folder}: tensor {name} has shape {ckpt.shape(name)}, config.json implies {shape}")
-    linears = [n for n in shapes if is_layer_linear(n) and not recipe.keeps(n)]
+    linears = [n for n in shapes if is_quantizable(n) and not recipe.keeps(n)]
     fisher_file = resolve_fisher(ckpt, fisher)
     if fisher_file is not None:
-        fisher_file.check(ckpt, linears)
+        # The embedding and head may lack a Fisher (files from before it covered them): they
+        # are then clustered unweighted and keep outliers only.
+        fisher_file.check(ckpt, [n for n in linears if is_layer_linear(n) or fisher_file.has(n)])
     elif recipe.method == "squeezellm" and linears:
         log.warning("no Fisher file (--fisher or fisher.safetensors next to the model): squeezellm falls back "
                     "to unweighted k-means; %s", FISHER_HINT)
+    if recipe.target_bpw is not None:
+        missing = [n for n in linears if fisher_file is None or not fisher_file.has(n)]
+        if missing:
+            where = "no Fisher file was given" if fisher_file is None else f"{fisher_file.path} has no tensor {missing[0]}"
+            raise ConversionError(f"--target-bpw weighs every quantized matrix by its Fisher, but {where}; "
+                                  f"{FISHER_HINT} (it covers the embedding and head too)")
     recipe = recipe.resolved(fisher_file is not None)
     tok = tokenizer_metadata(ckpt.folder, vocab_size=meta["shapes_cfg"]["vocab_size"])
     if kv is not None and Path(output).exists() and not overwrite:
@@ -173,6 +185,70 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
                              objective, fisher_desc, asdict(recipe))
 
 
+def _plan_budget(w: SqfWriter, ckpt: Checkpoint, recipe: Recipe, order: list[str], shapes: dict,
+                 linears: list[str], fisher_file: _Fisher, kv_cal, progress: bool) -> None:
+    """Fill recipe.plan so that the whole file stays within recipe.target_bpw (allocate.py).
+
+    Everything but the quantized matrices has a size known now: the unquantized tensors, the
+    KV calibration, and the header, bounded from above (the hashes and the Fisher description
+    are filled in later, the plan itself goes into the recipe JSON)."""
+    n_weights = sum(int(np.prod(s)) for s in shapes.values())
+    budget = budget_bytes(recipe.target_bpw, n_weights)
+    fixed = sum(_aligned_size(int(np.prod(shapes[n])) * (4 if len(shapes[n]) == 1 else 2))
+                for n in order if n not in linears)
+    def info_bytes(name: str) -> int:  # a tensor info (2-D at most) and its CRC
+        return 8 + len(name.encode()) + 4 + 16 + 4 + 8 + 4
+
+    header = len(w._header()) + len(json.dumps(asdict(recipe), sort_keys=True)) + C.ALIGNMENT
+    header += sum(info_bytes(n) for n in order if n not in linears)
+    header += sum(info_bytes(n + C.SUFFIX_CODES) + info_bytes(n + C.SUFFIX_LUT) for n in linears)
+    header += sum(8 + len(n.encode()) + 12 for n in linears) + 4 * 128  # sqllm.linear.* arrays and keys
+    header += 64 * len(ckpt.weight_files) + 1024                          # hashes, Fisher description
+    header += sum(len(json.dumps(n)) + 96 for n in linears)               # the plan in the recipe JSON
+    if kv_cal is not None:
+        for name, t in kv_cal.tensors():
+            fixed += _aligned_size(t.nbytes)
+            header += info_bytes(name)
+    csr_infos = {n: sum(info_bytes(n + sfx) for sfx in (C.SUFFIX_ROWPTR, C.SUFFIX_COLS, C.SUFFIX_VALS)) for n in linears}
+
+    def csr_header(picked) -> int:  # the sparse tensors' infos, for the matrices that have them
+        return sum(csr_infos[n] for n, c in picked.items() if c.outliers or c.sensitive)
+
+    choices = {}
+    for name in tqdm(linears, desc="allocating", unit="matrix", disable=not progress, leave=False):
+        rows, cols = shapes[name]
+        idx = sample_rows(rows, cols)
+        W = ckpt.read_rows(name, idx)
+        F = fisher_file.source.read_rows(name, idx)
+        if bad_counts(W)[0]:
+            raise ConversionError(f"{ckpt.folder}: tensor {name} holds NaN or Inf")
+        nonfinite, negative = bad_counts(F)
+        if nonfinite or negative:
+            raise ConversionError(f"{fisher_file.path}: Fisher tensor {name} holds NaN, Inf or negative values")
+        pinned = recipe.pinned_bits(name)
+        bits_options = (pinned,) if pinned is not None else ALLOCATION_BITS
+        choices[name] = measure_choices(W, F, rows, cols, bits_options=bits_options, seed=recipe.seed)
+        raise_if_interrupted()
+    try:
+        # First with room for every sparse part's tensor infos, then with those of the plan.
+        picked = allocate(choices, budget - fixed - header - sum(csr_infos.values()))
+        for _ in range(3):
+            again = allocate(choices, budget - fixed - header - csr_header(picked))
+            if sum(c.bytes for c in again.values()) + csr_header(again) > budget - fixed - header:
+                break
+            picked = again
+    except ConversionError as e:
+        smallest = fixed + header + sum(min(c.bytes for c in cs) for cs in choices.values())
+        raise ConversionError(f"--target-bpw {recipe.target_bpw}: below the smallest file this model can take "
+                              f"(about {8 * smallest / n_weights:.3f} bits per weight): {e}") from None
+    recipe.plan = {n: [c.bits, c.outliers, c.sensitive, float(f"{c.error:.6g}")] for n, c in picked.items()}
+    recipe.budget_bytes = budget
+
+
+def _aligned_size(n: int) -> int:
+    return -(-n // C.ALIGNMENT) * C.ALIGNMENT
+
+
 def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, recipe: Recipe, order: list[str],
            shapes: dict, linears: list[str], fisher_file: _Fisher | None, hashes: _Hashes, kv_cal,
            progress: bool) -> tuple[int, float, str]:
@@ -189,6 +265,8 @@ def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, rec
     w.add(C.KEY_RECIPE_METHOD, recipe.method)
     w.add(C.KEY_RECIPE_BITS, recipe.bits, C.VT_UINT32)
     w.add(C.KEY_RECIPE_FISHER, "")
+    if recipe.target_bpw is not None:
+        _plan_budget(w, ckpt, recipe, order, shapes, linears, fisher_file, kv_cal, progress)
     w.add(C.KEY_RECIPE_JSON, json.dumps(asdict(recipe), sort_keys=True))
     if kv_cal is not None:
         w.add(C.KEY_KV_BITS, kv_cal.bits, C.VT_UINT32)
@@ -202,15 +280,15 @@ def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, rec
         for i, name in enumerate(order):
             for ahead in order[i + 1:i + 2]:  # the disk reads the next tensor while this one is quantized
                 ckpt.prefetch(ahead)
-                if fisher_file is not None and ahead in linears:
+                if fisher_file is not None and ahead in linears and fisher_file.has(ahead):
                     fisher_file.prefetch(ahead)
             W = ckpt.read(name)
             if bad_counts(W)[0]:
                 raise ConversionError(f"{ckpt.folder}: tensor {name} holds NaN or Inf")
             bar.set_postfix_str(name, refresh=False)
             if name in linears:
-                F = fisher_file.read(name) if fisher_file is not None else None
-                q = quantize_matrix(W, F, recipe, recipe.bits_of(name))
+                F = fisher_file.read(name) if fisher_file is not None and fisher_file.has(name) else None
+                q = quantize_matrix(W, F, recipe, name)
                 w.add_linear(name, q.codes, q.lut, bits=q.bits, group_size=q.group_size, cols=q.cols, csr=q.csr)
                 n_sparse += 0 if q.csr is None else len(q.csr[1])
                 objective += q.objective
@@ -227,5 +305,8 @@ def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, rec
     w.add(C.KEY_SOURCE_SHA256, [hashes[p] for p in ckpt.weight_files], item_type=C.VT_STRING)
     fisher_desc = fisher_file.description(hashes) if fisher_file is not None else "none"
     w.add(C.KEY_RECIPE_FISHER, fisher_desc)
+    if recipe.target_bpw is not None and w.size() > recipe.budget_bytes:
+        raise ConversionError(f"internal error: the file would take {w.size()} bytes, over the budget of "
+                              f"{recipe.budget_bytes} for --target-bpw {recipe.target_bpw}")
     raise_if_interrupted()
     return n_sparse, objective, fisher_desc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from sqllm.formats import constants as C
 from sqllm.formats.errors import ConversionError
 
+from .config import EMBEDDING_MATRICES
 from .kmeans import weighted_kmeans_rows
 from .pack_fast import pack_codes_fast
 from .rtn import rtn_rows
@@ -34,11 +36,16 @@ class Recipe:
     seed: int = 0
     keep: list[str] = field(default_factory=list)
     bits_for: list[tuple[str, int]] = field(default_factory=list)
+    embed_bits: int | None = None   # embedding and output head (None: the next width above `bits`)
+    target_bpw: float | None = None  # whole-file bits per weight; the allocation fills `plan`
+    # Per matrix, as chosen by the allocation: [bits, outliers %, sensitive %, predicted error].
+    plan: dict[str, list] = field(default_factory=dict)
+    budget_bytes: int | None = None  # the file size target_bpw allows
 
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ConversionError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for _, b in [("", self.bits), *self.bits_for]:
+        for _, b in [("", self.bits), *self.bits_for, *([("", self.embed_bits)] if self.embed_bits is not None else [])]:
             if b not in C.ALLOWED_BITS:
                 raise ConversionError(f"bits must be one of {C.ALLOWED_BITS}, got {b}")
         for label, pct in (("--outliers", self.outliers), ("--sensitive", self.sensitive)):
@@ -48,6 +55,11 @@ class Recipe:
             raise ConversionError(f"--group-size must be a positive multiple of {C.CODE_BLOCK}, got {self.group_size}")
         if self.group_size is not None and self.method != "rtn":
             raise ConversionError("--group-size applies to --method rtn (k-means LUTs are per row)")
+        if self.target_bpw is not None:
+            if not (isinstance(self.target_bpw, (int, float)) and math.isfinite(self.target_bpw) and self.target_bpw > 0):
+                raise ConversionError(f"--target-bpw must be a positive number of bits per weight, got {self.target_bpw}")
+            if self.method != "squeezellm":
+                raise ConversionError("--target-bpw allocates bits by the Fisher: it needs --method squeezellm")
         if self.kmeans not in ("fast", "exact"):
             raise ConversionError(f"--kmeans must be fast or exact, got {self.kmeans!r}")
 
@@ -65,10 +77,29 @@ class Recipe:
 
     def bits_of(self, name: str) -> int:
         bits = self.bits
+        if name in EMBEDDING_MATRICES:
+            # The head's errors reach every logit: by default one step finer than the layers.
+            bits = self.embed_bits if self.embed_bits is not None else next(
+                (b for b in C.ALLOWED_BITS if b > self.bits), max(C.ALLOWED_BITS))
         for pattern, b in self.bits_for:
             if fnmatch.fnmatchcase(name, pattern):
                 bits = b
         return bits
+
+    def pinned_bits(self, name: str) -> int | None:
+        """The width --bits-for gives this matrix, if any pattern matches."""
+        found = None
+        for pattern, b in self.bits_for:
+            if fnmatch.fnmatchcase(name, pattern):
+                found = b
+        return found
+
+    def settings(self, name: str) -> tuple[int, float, float]:
+        """(bits, outliers %, sensitive %) of one matrix: the allocation's plan, or the recipe's."""
+        if name in self.plan:
+            bits, outliers, sensitive = self.plan[name][:3]
+            return int(bits), float(outliers), float(sensitive)
+        return self.bits_of(name), self.outliers, self.sensitive
 
     def keeps(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in self.keep)
@@ -85,12 +116,16 @@ class QuantizedLinear:
     objective: float    # sum of weighted squared errors of the dense part
 
 
-def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, bits: int) -> QuantizedLinear:
-    """W float32 [rows, cols], F (Fisher diagonal, same shape) or None."""
+def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, name: str) -> QuantizedLinear:
+    """W float32 [rows, cols], F (Fisher diagonal, same shape) or None; `name` selects the
+    matrix's settings in the recipe."""
     rows, cols = W.shape
+    bits, outliers, sensitive = recipe.settings(name)
+    if F is None:
+        sensitive = 0.0  # no Fisher for this matrix: outliers only
     sparse = None
-    if recipe.outliers or recipe.sensitive:
-        sparse = select_sparse(W, F, recipe.outliers, recipe.sensitive)
+    if outliers or sensitive:
+        sparse = select_sparse(W, F, outliers, sensitive)
     if recipe.method == "rtn":
         gs = recipe.group_size if recipe.group_size and recipe.group_size < cols else None
         lut, codes = rtn_rows(W, bits, group_size=gs, sym=recipe.sym, clip_search=recipe.clip_search, F=F)

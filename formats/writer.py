@@ -176,6 +176,10 @@ class SqfWriter:
         header = b"".join(parts)
         return header + b"\0" * (-len(header) % C.ALIGNMENT)
 
+    def size(self) -> int:
+        """The size the file would have if finished now."""
+        return len(self._header()) + self._offset
+
     def finish(self) -> Path:
         """Write the header, append the data, fsync and rename onto the output path."""
         if self._closed:

@@ -130,8 +130,7 @@ std::unique_ptr<Model> Model::load(const std::string &path, bool verify_checksum
                                           " tokens, the model " + std::to_string(c.vocab_size));
     if (const MetaEntry *e = f.find_meta("tokenizer.chat_template"); e && e->type == format::VT_STRING)
         m->chat_template_ = std::string(e->strings[0]);
-    m->embed_ = f.find_tensor("model.embed_tokens.weight");
-    if (!m->embed_) throw Error(SQLLM_ERR_UNSUPPORTED, path + ": a quantized embedding is not supported");
+    m->embed_ = make_matrix(f, "model.embed_tokens.weight", "");
     m->final_norm_ = to_f32(*f.find_tensor("model.norm.weight"));
     m->lm_head_ = make_matrix(f, c.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight", "");
     for (uint32_t l = 0; l < c.num_layers; l++) {
@@ -154,8 +153,31 @@ std::unique_ptr<Model> Model::load(const std::string &path, bool verify_checksum
 
 void Model::embed(int32_t token, float *out) const {
     const uint64_t H = config().hidden_size;
-    const uint8_t *row = embed_->data + uint64_t(token) * H * (embed_->type == format::TYPE_F32 ? 4 : 2);
-    if (embed_->type == format::TYPE_F32) {
+    if (const LinearInfo *L = embed_.quant) {
+        // A quantized embedding row: each code through its group's LUT, then the row's CSR
+        // corrections (SPEC §4), gathered one token at a time.
+        const uint8_t *codes = L->codes->data + uint64_t(token) * format::row_bytes(L->cols, L->bits);
+        const uint16_t *lut = reinterpret_cast<const uint16_t *>(L->lut->data) + (uint64_t(token) * L->groups << L->bits);
+        for (uint64_t j = 0; j < H; j++) {
+            uint16_t h;
+            std::memcpy(&h, lut + ((j / L->group_size) << L->bits) + kernels::lut_code_at(codes, int64_t(j), int(L->bits)), 2);
+            out[j] = kernels::fp16_to_fp32(h);
+        }
+        if (L->nnz) {
+            int32_t b, e;
+            std::memcpy(&b, L->rowptr->data + 4 * uint64_t(token), 4);
+            std::memcpy(&e, L->rowptr->data + 4 * (uint64_t(token) + 1), 4);
+            for (int32_t k = b; k < e; k++) {
+                int32_t col;
+                std::memcpy(&col, L->colidx->data + 4 * uint64_t(k), 4);
+                out[col] += embed_.corrections[size_t(k)];
+            }
+        }
+        return;
+    }
+    const TensorInfo *t = embed_.dense;
+    const uint8_t *row = t->data + uint64_t(token) * H * (t->type == format::TYPE_F32 ? 4 : 2);
+    if (t->type == format::TYPE_F32) {
         std::memcpy(out, row, H * 4);
     } else {
         kernels::fp16_to_fp32_array(reinterpret_cast<const uint16_t *>(row), out, int64_t(H));

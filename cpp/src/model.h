@@ -63,7 +63,7 @@ private:
     Tokenizer tokenizer_;
     mutable std::vector<LayerWeights> layers_;  // mutable: prepare_int8 fills the int8 LUTs
     mutable Matrix lm_head_;
-    const TensorInfo *embed_ = nullptr;
+    Matrix embed_;  // gathered row by row, never multiplied
     std::vector<float> final_norm_;
     std::string chat_template_;
 };
