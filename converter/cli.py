@@ -156,15 +156,18 @@ def fisher(
     fisher_kind: str = typer.Option("gradients", help="gradients (squared gradients) or activations (E[x^2] per column)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     checkpointing: bool = typer.Option(False, help="Recompute activations in the backward pass (less memory)."),
+    hessian: bool = typer.Option(True, "--hessian/--no-hessian", help="Also store E[x x^T] of every linear input "
+                                 "(for GPTQ-style rounding; a [cols, cols] fp32 matrix per distinct input)."),
     force: bool = typer.Option(False, help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
-    """Compute the diagonal Fisher information of every decoder linear weight."""
+    """Compute the diagonal Fisher information of every decoder linear weight, the embedding and the head."""
     from .fisher import compute_fisher
 
     try:
         meta = compute_fisher(model, data, output, samples=samples, seq_len=seq_len, kind=fisher_kind,
-                              device=device, checkpointing=checkpointing, overwrite=force, progress=not quiet)
+                              device=device, checkpointing=checkpointing, hessians=hessian, overwrite=force,
+                              progress=not quiet)
     except (SqllmError, OSError) as e:
         _fail(e)
     if not quiet:

@@ -6,8 +6,19 @@ time. Squares are accumulated into fp32 buffers by post-accumulate-grad hooks th
 gradient at once, so peak memory is the weights, one fp32 accumulator per linear and the
 activations of one sequence (fewer with --checkpointing).
 
+The gradient Fisher also covers model.embed_tokens.weight, and lm_head.weight when the head is
+not tied (a tied embedding's gradient already sums its use as the input table and as the head),
+so the embedding and the head can be clustered with the same weights.
+
 `--fisher-kind activations` is the cheap fallback GGUF's importance matrix uses: E[x^2] of each
 input column over the calibration tokens, broadcast over the rows.
+
+In the same pass (either kind), forward pre-hooks collect the second-order statistics GPTQ-style
+rounding needs: H = E[x x^T] over the calibration tokens of every distinct linear input (q/k/v
+share one, gate/up share one, and lm_head's input is the final norm's output), named by
+gptq.hessian_name. Each sequence's x^T x is one fp32 GEMM added into an fp64 accumulator; H is
+the accumulator over the rows it saw, so a forward recomputed by --checkpointing counts in both
+and leaves the mean unchanged. H is stored in fp32, [cols, cols].
 """
 
 from __future__ import annotations
@@ -24,6 +35,9 @@ from tqdm import tqdm
 from sqllm.formats.errors import ConversionError
 
 from .config import is_layer_linear
+from .gptq import hessian_name
+
+_EMBEDDINGS = ("model.embed_tokens.weight", "lm_head.weight")
 
 
 def _sha256(path: Path) -> str:
@@ -68,8 +82,8 @@ def open_calibration(model_dir: Path, data: Path, what: str, device: str = "cpu"
 
 def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
                    samples: int | None = None, seq_len: int | None = None, kind: str = "gradients",
-                   device: str = "cpu", checkpointing: bool = False, overwrite: bool = False,
-                   progress: bool = True) -> dict:
+                   device: str = "cpu", checkpointing: bool = False, hessians: bool = True,
+                   overwrite: bool = False, progress: bool = True) -> dict:
     if kind not in ("gradients", "activations"):
         raise ConversionError(f"--fisher-kind must be gradients or activations, got {kind!r}")
     model_dir, data, output = Path(model_dir), Path(data), Path(output)
@@ -87,12 +101,13 @@ def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output
     params = {n: p for n, p in model.named_parameters() if is_layer_linear(n)}
     if not params:
         raise ConversionError(f"{model_dir}: no decoder-layer linear weights found")
-    acc = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     handles = []
     if kind == "gradients":
+        targets = {n: p for n, p in model.named_parameters() if n in params or n in _EMBEDDINGS}
+        acc = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in targets.items()}
         for n, p in model.named_parameters():
-            p.requires_grad_(n in params)
-        for n, p in params.items():
+            p.requires_grad_(n in targets)
+        for n, p in targets.items():
             def hook(param, name=n):
                 acc[name].add_(param.grad.float().square())
                 param.grad = None
@@ -105,6 +120,22 @@ def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output
                 x = inputs[0].detach().double()
                 cols[name].add_(x.square().reshape(-1, x.shape[-1]).sum(0).cpu())
             handles.append(mod.register_forward_hook(fwd))
+    gram, seen = {}, {}
+    if hessians:
+        inputs_of = {}
+        for n, mod in model.named_modules():
+            if n + ".weight" in params:
+                inputs_of.setdefault(hessian_name(n + ".weight"), mod)
+        inputs_of[hessian_name("lm_head.weight")] = model.get_output_embeddings()
+        for h, mod in inputs_of.items():
+            d = mod.weight.shape[1]
+            gram[h], seen[h] = torch.zeros(d, d, dtype=torch.float64, device=device), [0]
+
+            def pre(module, inputs, name=h):
+                x = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).float()
+                gram[name].add_(x.T @ x)
+                seen[name][0] += x.shape[0]
+            handles.append(mod.register_forward_pre_hook(pre))
 
     try:
         for seq in tqdm(seqs, desc=f"fisher ({kind})", unit="seq", disable=not progress, leave=False):
@@ -122,7 +153,7 @@ def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output
             h.remove()
 
     if kind == "gradients":
-        tensors = {n: (a / len(seqs)).cpu().numpy() for n, a in acc.items()}
+        tensors = {n: (acc.pop(n) / len(seqs)).cpu().numpy() for n in list(acc)}
     else:
         n_tokens = len(seqs) * seq_len
         tensors = {n: np.broadcast_to((cols[n] / n_tokens).float().numpy(), tuple(params[n].shape)).copy()
@@ -130,8 +161,15 @@ def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output
     for n, t in tensors.items():
         if not np.isfinite(t).all():
             raise ConversionError(f"{model_dir}: the Fisher of {n} holds NaN or Inf")
+    for h in list(gram):
+        # Symmetric by construction; averaging with the transpose removes the GEMM's rounding asymmetry.
+        G = gram.pop(h)
+        H = ((G + G.T) / (2 * seen[h][0])).float().cpu().numpy()
+        if not np.isfinite(H).all():
+            raise ConversionError(f"{model_dir}: the input statistics {h} hold NaN or Inf")
+        tensors[h] = H
     meta = {"kind": kind, "data_file": data.name, "data_sha256": _sha256(data), "samples": str(len(seqs)),
-            "seq_len": str(seq_len), "model": model_dir.name}
+            "seq_len": str(seq_len), "model": model_dir.name, "hessians": "true" if hessians else "false"}
     _save_atomic(output, tensors, meta)
     return meta
 
