@@ -57,6 +57,9 @@ def convert(
     output: Path = typer.Option(..., "-o", "--output", help="The .sqf file to write."),
     method: str = typer.Option("squeezellm", help="squeezellm (Fisher-weighted k-means), kmeans (unweighted) or rtn."),
     bits: int = typer.Option(3, help="Bits per weight of the dense part: 2, 3, 4 or 8."),
+    target_bpw: Optional[float] = typer.Option(None, help="Whole-file bits per weight: choose each matrix's width and "
+                                               "sparse fraction by its Fisher-weighted error so that the file fits "
+                                               "(needs a Fisher covering every quantized matrix; --bits-for pins widths)."),
     fisher: Optional[Path] = typer.Option(None, help="Fisher diagonal (safetensors with the model's tensor names). "
                                           "Default: fisher.safetensors next to the model, if present."),
     outliers: Optional[float] = typer.Option(None, help="Percent of each matrix kept exactly by magnitude "
@@ -66,8 +69,12 @@ def convert(
     sym: bool = typer.Option(False, "--sym/--asym", help="rtn: symmetric or asymmetric (default) grid."),
     clip_search: bool = typer.Option(False, help="rtn: grid-search the clipping ratio per row/group."),
     kmeans: str = typer.Option("fast", help="fast (Lloyd on sorted rows) or exact (optimal, dynamic programming)."),
+    rounding: str = typer.Option("gptq", help="k-means codes: gptq (column by column with error feedback from the "
+                                 "input statistics the Fisher file carries) or nearest (nearest level)."),
     keep: List[str] = typer.Option([], help="Glob of tensor names to keep unquantized (repeatable)."),
     bits_for: List[str] = typer.Option([], help="PATTERN=BITS: bit width for tensors matching a glob (repeatable)."),
+    embed_bits: Optional[int] = typer.Option(None, help="Bits of the token embedding and output head (default: the next "
+                                             "width above --bits). --keep model.embed_tokens.weight keeps it in fp16."),
     threads: Optional[int] = typer.Option(None, help="Worker threads (default: all cores)."),
     seed: int = typer.Option(0, help="Seed of the k-means initialisation."),
     force: bool = typer.Option(False, help="Overwrite an existing output file."),
@@ -92,8 +99,8 @@ def convert(
         import numba
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     recipe = Recipe(method=method, bits=bits, outliers=outliers, sensitive=sensitive, group_size=group_size,
-                    sym=sym, clip_search=clip_search, kmeans=kmeans, seed=seed, keep=list(keep),
-                    bits_for=_parse_bits_for(bits_for))
+                    sym=sym, clip_search=clip_search, kmeans=kmeans, rounding=rounding, seed=seed, keep=list(keep),
+                    bits_for=_parse_bits_for(bits_for), embed_bits=embed_bits, target_bpw=target_bpw)
     kv = None
     if kv_bits is not None:
         if calib_data is None:
@@ -107,11 +114,33 @@ def convert(
         s = run_convert(model, output, recipe, fisher=fisher, overwrite=force, progress=not quiet, kv=kv)
     except (SqllmError, OSError) as e:
         _fail(e)
+    if not quiet and s.recipe["plan"]:
+        typer.echo(_plan_summary(s.recipe), err=True)
+    if not quiet and s.output_error[0] > 0:
+        typer.echo(f"GPTQ-style rounding: layer-output error {s.output_error[1] / s.output_error[0]:.3f}x that of "
+                   f"nearest rounding", err=True)
     if not quiet:
         typer.echo(f"wrote {s.output}: {s.n_linears} linears ({s.n_weights} weights) with {s.recipe['method']} "
                    f"{s.recipe['bits']}-bit, {s.n_sparse} sparse weights, objective {s.objective:.6g}, fisher: {s.fisher}, "
                    f"in {s.seconds:.1f} s",
                    err=True)
+
+
+def _plan_summary(recipe: dict) -> str:
+    """The allocation as counts of matrices per choice, with the predicted error."""
+    from collections import Counter
+
+    plan = recipe["plan"]
+    counts = Counter((b, o + s) for b, o, s, _ in plan.values())
+    lines = [f"allocation for --target-bpw {recipe['target_bpw']} ({recipe['budget_bytes']} bytes), "
+             f"predicted Fisher-weighted error {sum(p[3] for p in plan.values()):.6g}:"]
+    for (b, sparse), n in sorted(counts.items()):
+        lines.append(f"  {n:4d} matrices at {b} bits + {sparse:.2f}% sparse")
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        if name in plan:
+            b, o, s_, err = plan[name]
+            lines.append(f"  {name}: {b} bits + {o + s_:.2f}% sparse")
+    return "\n".join(lines)
 
 
 @app.command()

@@ -21,6 +21,7 @@ from sqllm.formats.errors import ConversionError
 from .allocate import ALLOCATION_BITS, allocate, budget_bytes, measure_choices, sample_rows
 from .checkpoint import Checkpoint, open_checkpoint, open_safetensors, load_config
 from .fisher import describe
+from .gptq import HessianFactor, factor_hessian, hessian_name
 from .interrupt import raise_if_interrupted
 from .kvquant import calibrate
 from .numeric import bad_counts
@@ -54,6 +55,7 @@ class ConversionSummary:
     objective: float
     fisher: str
     recipe: dict
+    output_error: tuple[float, float]  # sum e H e^T with nearest and with GPTQ-style rounding (0, 0: none)
 
 
 def _file_sha256(path: Path, stop: threading.Event) -> str | None:
@@ -125,6 +127,37 @@ class _Fisher:
         self.source.prefetch(name)
 
 
+class _Hessians:
+    """The factored input statistics for GPTQ-style rounding, by matrix; linears that share an
+    input (q/k/v, gate/up) share one factorisation, kept until the next input comes."""
+
+    def __init__(self, fisher_file: _Fisher | None):
+        self.fisher = fisher_file
+        self._name, self._factor = None, None
+        self.missing = False
+
+    def factor(self, name: str, *, tied: bool) -> HessianFactor | None:
+        if self.fisher is None or (tied and name == "model.embed_tokens.weight"):
+            return None  # a tied embedding is also gathered as the input, where H says nothing
+        hname = hessian_name(name)
+        if not self.fisher.has(hname):
+            if not self.missing:
+                log.warning("%s has no input statistics (%s): codes are rounded to the nearest level; "
+                            "recompute it with `sqconvert fisher` for GPTQ-style rounding", self.fisher.path, hname)
+            self.missing = True
+            return None
+        if hname != self._name:
+            self._name, self._factor = None, None
+            H = self.fisher.source.read(hname)
+            if not np.isfinite(H).all():
+                raise ConversionError(f"{self.fisher.path}: input statistics {hname} hold NaN or Inf")
+            try:
+                self._name, self._factor = hname, factor_hessian(H)
+            except ValueError as e:
+                raise ConversionError(f"{self.fisher.path}: input statistics {hname}: {e}") from None
+        return self._factor
+
+
 def resolve_fisher(ckpt: Checkpoint, fisher: Path | None) -> _Fisher | None:
     if fisher is not None:
         if not Path(fisher).exists():
@@ -176,13 +209,13 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
     hashes = _Hashes(ckpt.weight_files + (fisher_file.source.weight_files if fisher_file is not None else []))
     try:
         with SqfWriter(output, overwrite=overwrite) as w:
-            n_sparse, objective, fisher_desc = _write(w, ckpt, cfg, meta, tok, recipe, order, shapes, linears,
+            n_sparse, objective, fisher_desc, output_error = _write(w, ckpt, cfg, meta, tok, recipe, order, shapes, linears,
                                                       fisher_file, hashes, kv_cal, progress)
     finally:
         hashes.close()
     n_weights = sum(int(np.prod(shapes[n])) for n in linears)
     return ConversionSummary(Path(output), time.perf_counter() - start, len(linears), n_weights, n_sparse,
-                             objective, fisher_desc, asdict(recipe))
+                             objective, fisher_desc, asdict(recipe), output_error)
 
 
 def _plan_budget(w: SqfWriter, ckpt: Checkpoint, recipe: Recipe, order: list[str], shapes: dict,
@@ -273,7 +306,8 @@ def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, rec
         w.add(C.KEY_KV_OUTLIERS, kv_cal.outliers, C.VT_FLOAT32)
         w.add(C.KEY_KV_SINK, kv_cal.sink, C.VT_UINT32)
         w.add(C.KEY_KV_CALIBRATION, kv_cal.description)
-    n_sparse, objective = 0, 0.0
+    n_sparse, objective, output_error = 0, 0.0, (0.0, 0.0)
+    hessians = _Hessians(fisher_file if recipe.method != "rtn" and recipe.rounding == "gptq" else None)
     total = sum(int(np.prod(shapes[n])) for n in order)
     bar = tqdm(total=total, unit="w", unit_scale=True, disable=not progress, desc="quantizing", leave=False)
     try:
@@ -288,7 +322,9 @@ def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, rec
             bar.set_postfix_str(name, refresh=False)
             if name in linears:
                 F = fisher_file.read(name) if fisher_file is not None and fisher_file.has(name) else None
-                q = quantize_matrix(W, F, recipe, name)
+                q = quantize_matrix(W, F, recipe, name, hessians.factor(name, tied=meta["shapes_cfg"]["tie_embeddings"]))
+                if q.output_error is not None:
+                    output_error = (output_error[0] + q.output_error[0], output_error[1] + q.output_error[1])
                 w.add_linear(name, q.codes, q.lut, bits=q.bits, group_size=q.group_size, cols=q.cols, csr=q.csr)
                 n_sparse += 0 if q.csr is None else len(q.csr[1])
                 objective += q.objective
@@ -309,4 +345,4 @@ def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, rec
         raise ConversionError(f"internal error: the file would take {w.size()} bytes, over the budget of "
                               f"{recipe.budget_bytes} for --target-bpw {recipe.target_bpw}")
     raise_if_interrupted()
-    return n_sparse, objective, fisher_desc
+    return n_sparse, objective, fisher_desc, output_error

@@ -12,12 +12,14 @@ from sqllm.formats import constants as C
 from sqllm.formats.errors import ConversionError
 
 from .config import EMBEDDING_MATRICES
+from .gptq import HessianFactor, assign_codes_gptq
 from .kmeans import weighted_kmeans_rows
 from .pack_fast import pack_codes_fast
 from .rtn import rtn_rows
 from .sparse import select_sparse, to_csr
 
 METHODS = ("squeezellm", "kmeans", "rtn")
+ROUNDINGS = ("gptq", "nearest")
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Recipe:
     keep: list[str] = field(default_factory=list)
     bits_for: list[tuple[str, int]] = field(default_factory=list)
     embed_bits: int | None = None   # embedding and output head (None: the next width above `bits`)
+    rounding: str = "gptq"          # k-means codes: "gptq" (error feedback, where H is known) or "nearest"
     target_bpw: float | None = None  # whole-file bits per weight; the allocation fills `plan`
     # Per matrix, as chosen by the allocation: [bits, outliers %, sensitive %, predicted error].
     plan: dict[str, list] = field(default_factory=dict)
@@ -60,6 +63,8 @@ class Recipe:
                 raise ConversionError(f"--target-bpw must be a positive number of bits per weight, got {self.target_bpw}")
             if self.method != "squeezellm":
                 raise ConversionError("--target-bpw allocates bits by the Fisher: it needs --method squeezellm")
+        if self.rounding not in ROUNDINGS:
+            raise ConversionError(f"--rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
         if self.kmeans not in ("fast", "exact"):
             raise ConversionError(f"--kmeans must be fast or exact, got {self.kmeans!r}")
 
@@ -114,12 +119,17 @@ class QuantizedLinear:
     group_size: int
     cols: int
     objective: float    # sum of weighted squared errors of the dense part
+    # With GPTQ-style rounding: sum over rows of e H e^T for nearest rounding and for the result.
+    output_error: tuple[float, float] | None = None
 
 
-def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, name: str) -> QuantizedLinear:
+def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, name: str,
+                    hessian: HessianFactor | None = None) -> QuantizedLinear:
     """W float32 [rows, cols], F (Fisher diagonal, same shape) or None; `name` selects the
-    matrix's settings in the recipe."""
+    matrix's settings in the recipe. With the factored second moments of the matrix's input
+    (k-means methods), codes are assigned GPTQ-style (gptq.py) instead of to the nearest entry."""
     rows, cols = W.shape
+    csr_values, output_error = W, None
     bits, outliers, sensitive = recipe.settings(name)
     if F is None:
         sensitive = 0.0  # no Fisher for this matrix: outliers only
@@ -143,7 +153,21 @@ def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, name: s
                                    seed=recipe.seed, n_init=recipe.n_init, exact=recipe.kmeans == "exact")
         lut, codes, group_size = res.centroids[:, None, :], res.codes, cols
         objective = float(np.sum(res.objective))
+        if hessian is not None:
+            # The codebook stays; the codes are chosen column by column with error feedback,
+            # and the sparse part stores the values the feedback left at its positions.
+            g = assign_codes_gptq(W, hessian, res.centroids.astype(np.float16).astype(np.float32), sparse)
+            codes = g.codes
+            err = (W - g.dequant) ** 2
+            if weights is not None:
+                err *= weights
+            if sparse is not None:
+                err[sparse] = 0
+                csr_values = g.dequant
+            objective = float(err.sum(dtype=np.float64))
+            output_error = (float(g.objective_nearest.sum()), float(g.objective.sum()))
     csr = None
     if sparse is not None and sparse.any():
-        csr = to_csr(sparse, W)
-    return QuantizedLinear(pack_codes_fast(codes, bits), lut.astype(np.float16), csr, bits, group_size, cols, objective)
+        csr = to_csr(sparse, csr_values)
+    return QuantizedLinear(pack_codes_fast(codes, bits), lut.astype(np.float16), csr, bits, group_size, cols, objective,
+                           output_error)

@@ -20,7 +20,7 @@ def inspect_file(path: str | os.PathLike) -> dict:
     md = r.metadata
     rows = []
     totals = {"dense_codes": 0, "luts": 0, "sparse": 0, "unquantized": 0}
-    linear_weights = all_weights = 0
+    linear_weights = all_weights = layer_weights = layer_bytes = 0
     for name in r.weight_names():
         if name in r.linears:
             L = r.linears[name]
@@ -37,6 +37,9 @@ def inspect_file(path: str | os.PathLike) -> dict:
             totals["sparse"] += sparse
             linear_weights += n
             all_weights += n
+            if name.startswith("model.layers."):
+                layer_weights += n
+                layer_bytes += codes + lut + sparse
         else:
             info = r.tensor_info(name)
             n = int(np.prod(info["shape"]))
@@ -85,9 +88,10 @@ def inspect_file(path: str | os.PathLike) -> dict:
         "kv_cache": kv,
         "tensors": rows,
         "totals": totals,
-        "weights": {"quantized_linears": linear_weights, "all": all_weights},
+        "weights": {"quantized_linears": linear_weights, "layer_linears": layer_weights, "all": all_weights},
         "bits_per_weight": {
             "quantized_linears": round(8 * quant_bytes / linear_weights, 4) if linear_weights else None,
+            "layer_linears": round(8 * layer_bytes / layer_weights, 4) if layer_weights else None,
             "whole_file": round(8 * r.file_size / all_weights, 4) if all_weights else None,
         },
     }
@@ -135,8 +139,9 @@ def format_report(info: dict) -> str:
         f"unquantized {_size(tot['unquantized'])}, "
         + (f"KV calibration {_size(tot['kv_calibration'])}, " if "kv_calibration" in tot else "")
         + f"metadata+padding {_size(tot['metadata_and_padding'])}; file {_size(tot['file'])}",
-        f"bits per weight: {bpw['quantized_linears']} over the quantized linears "
-        f"({info['weights']['quantized_linears']} weights), {bpw['whole_file']} over the whole file "
+        f"bits per weight: {bpw['quantized_linears']} over the quantized matrices "
+        f"({info['weights']['quantized_linears']} weights), {bpw['layer_linears']} over the decoder layers' linears "
+        f"({info['weights']['layer_linears']} weights), {bpw['whole_file']} over the whole file "
         f"({info['weights']['all']} weights)",
     ]
     return "\n".join(lines)

@@ -50,8 +50,9 @@ def test_every_method_and_width_converts_and_dequantizes(conversions, tmp_path):
     kl, rel, top1 = {}, {}, {}
     for (method, bits), f in conversions.items():
         r = SqfReader(f, verify_checksums=True)
-        assert len(r.linears) == 35
-        assert {L.bits for L in r.linears.values()} == {bits}
+        assert len(r.linears) == 36  # 35 decoder linears and the tied embedding
+        assert {L.bits for n, L in r.linears.items() if n.startswith("model.layers.")} == {bits}
+        assert r.linears["model.embed_tokens.weight"].bits == next(b for b in C.ALLOWED_BITS if b > bits)
         assert r.metadata[C.KEY_RECIPE_METHOD] == method
         hf = tmp_path / f"{method}{bits}"
         sqconvert("dequant", f, "-o", hf)
@@ -71,9 +72,11 @@ def test_every_method_and_width_converts_and_dequantizes(conversions, tmp_path):
     assert kl["squeezellm", 4] < kl["rtn", 4] and kl["squeezellm", 3] < kl["rtn", 3], kl
 
 
-def test_dense_and_sparse_is_exact_and_counts_match(conversions):
+def test_dense_and_sparse_is_exact_and_counts_match(tmp_path, stories_fisher):
     src = load_file(STORIES / "model.safetensors")
-    r = SqfReader(conversions["squeezellm", 3])
+    f = tmp_path / "nearest.sqf"
+    sqconvert(STORIES, "-o", f, "--bits", 3, "--fisher", stories_fisher, "--rounding", "nearest", "--quiet")
+    r = SqfReader(f)
     recipe = json.loads(r.metadata[C.KEY_RECIPE_JSON])
     assert recipe["outliers"] == 0.40 and recipe["sensitive"] == 0.05
     for name, L in r.linears.items():
@@ -184,7 +187,7 @@ def test_bf16_and_fp16_inputs(tmp_path):
             write_bf16(model / "model.safetensors", src)
         f = tmp_path / f"{dtype}.sqf"
         sqconvert(model, "-o", f, "--quiet")
-        assert len(SqfReader(f).linears) == 35
+        assert len(SqfReader(f).linears) == 36  # the decoder linears and the embedding
 
 
 def write_bf16(path: Path, tensors: dict):
@@ -225,7 +228,7 @@ def test_pytorch_bin_through_weights_only(tmp_path):
                model / "pytorch_model.bin")
     f = tmp_path / "b.sqf"
     sqconvert(model / "pytorch_model.bin", "-o", f, "--method", "rtn", "--quiet")
-    assert len(SqfReader(f).linears) == 35
+    assert len(SqfReader(f).linears) == 36
 
 
 # -- bad inputs: a clear error, a non-zero exit, and nothing written ---------------------------
