@@ -56,7 +56,7 @@ def convert(
     model: Path = typer.Argument(..., help="A .safetensors file, a Hugging Face model folder, or a pytorch_model*.bin."),
     output: Path = typer.Option(..., "-o", "--output", help="The .sqf file to write."),
     method: str = typer.Option("squeezellm", help="squeezellm (Fisher-weighted k-means), kmeans (unweighted) or rtn."),
-    bits: int = typer.Option(3, help="Bits per weight of the dense part: 2, 3, 4 or 8."),
+    bits: int = typer.Option(3, help="Bits per weight of the dense part: 2, 3, 4, 5, 6 or 8."),
     fisher: Optional[Path] = typer.Option(None, help="Fisher diagonal (safetensors with the model's tensor names). "
                                           "Default: fisher.safetensors next to the model, if present."),
     outliers: Optional[float] = typer.Option(None, help="Percent of each matrix kept exactly by magnitude "
