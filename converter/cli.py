@@ -56,7 +56,7 @@ def convert(
     model: Path = typer.Argument(..., help="A .safetensors file, a Hugging Face model folder, or a pytorch_model*.bin."),
     output: Path = typer.Option(..., "-o", "--output", help="The .sqf file to write."),
     method: str = typer.Option("squeezellm", help="squeezellm (Fisher-weighted k-means), kmeans (unweighted) or rtn."),
-    bits: int = typer.Option(3, help="Bits per weight of the dense part: 2, 3, 4 or 8."),
+    bits: int = typer.Option(3, help="Bits per weight of the dense part: 2, 3, 4, 5, 6 or 8."),
     target_bpw: Optional[float] = typer.Option(None, help="Whole-file bits per weight: choose each matrix's width and "
                                                "sparse fraction by its Fisher-weighted error so that the file fits "
                                                "(needs a Fisher covering every quantized matrix; --bits-for pins widths)."),

@@ -13,15 +13,15 @@ from sqllm.formats.constants import ALLOWED_BITS, padded_cols
 def _pack_rows(codes, bits, row_bytes, out):
     rows, cols = codes.shape
     for r in prange(rows):
-        # Each run of 8 codes fills exactly `bits` bytes, little-endian.
+        # Each run of 8 codes fills exactly `bits` bytes (up to 48 for 6 bits), little-endian.
         for g in range(row_bytes // bits):
-            word = np.uint32(0)
+            word = np.uint64(0)
             for k in range(8):
                 j = g * 8 + k
                 if j < cols:
-                    word |= np.uint32(codes[r, j]) << np.uint32(k * bits)
+                    word |= np.uint64(codes[r, j]) << np.uint64(k * bits)
             for b in range(bits):
-                out[r, g * bits + b] = np.uint8((word >> np.uint32(8 * b)) & np.uint32(255))
+                out[r, g * bits + b] = np.uint8((word >> np.uint64(8 * b)) & np.uint64(255))
 
 
 def pack_codes_fast(codes: np.ndarray, bits: int) -> np.ndarray:

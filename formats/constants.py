@@ -19,7 +19,7 @@ TYPE_I32 = 26
 TYPE_NUMPY = {TYPE_F32: "float32", TYPE_F16: "float16", TYPE_I8: "uint8", TYPE_I32: "int32"}
 TYPE_NAMES = {TYPE_F32: "F32", TYPE_F16: "F16", TYPE_I8: "I8", TYPE_I32: "I32"}
 
-ALLOWED_BITS = (2, 3, 4, 8)
+ALLOWED_BITS = (2, 3, 4, 5, 6, 8)
 CODE_BLOCK = 32  # rows of codes are padded to a multiple of this many columns
 
 # general

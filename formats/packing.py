@@ -16,11 +16,12 @@ def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
     full[:, :cols] = codes
     if bits == 8:
         return full
-    # Each run of 8 codes fills exactly `bits` bytes: build it as one little-endian uint32.
-    eights = full.reshape(rows, -1, 8).astype(np.uint32)
-    shifts = (np.arange(8, dtype=np.uint32) * bits)
-    words = np.bitwise_or.reduce(eights << shifts, axis=2).astype("<u4")
-    return np.ascontiguousarray(words.view(np.uint8).reshape(rows, -1, 4)[:, :, :bits]).reshape(rows, -1)
+    # Each run of 8 codes fills exactly `bits` bytes (up to 48 for 6 bits): build it as one
+    # little-endian uint64.
+    eights = full.reshape(rows, -1, 8).astype(np.uint64)
+    shifts = (np.arange(8, dtype=np.uint64) * np.uint64(bits))
+    words = np.bitwise_or.reduce(eights << shifts, axis=2).astype("<u8")
+    return np.ascontiguousarray(words.view(np.uint8).reshape(rows, -1, 8)[:, :, :bits]).reshape(rows, -1)
 
 
 def unpack_codes(packed: np.ndarray, bits: int, cols: int) -> np.ndarray:
@@ -31,11 +32,11 @@ def unpack_codes(packed: np.ndarray, bits: int, cols: int) -> np.ndarray:
     if bits == 8:
         return np.ascontiguousarray(packed[:, :cols])
     chunks = packed.reshape(rows, -1, bits)
-    words = np.zeros((rows, chunks.shape[1], 4), dtype=np.uint8)
+    words = np.zeros((rows, chunks.shape[1], 8), dtype=np.uint8)
     words[:, :, :bits] = chunks
-    words = words.view("<u4")  # [rows, n8, 1]
-    shifts = (np.arange(8, dtype=np.uint32) * bits)
-    codes = (words >> shifts) & np.uint32((1 << bits) - 1)
+    words = words.view("<u8")  # [rows, n8, 1]
+    shifts = (np.arange(8, dtype=np.uint64) * np.uint64(bits))
+    codes = (words >> shifts) & np.uint64((1 << bits) - 1)
     return np.ascontiguousarray(codes.reshape(rows, -1)[:, :cols].astype(np.uint8))
 
 

@@ -94,7 +94,7 @@ def test_dense_and_sparse_is_exact_and_counts_match(tmp_path, stories_fisher):
         assert (np.abs(W[rows, cols]) >= threshold).sum() >= k
 
 
-@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 8])
 @pytest.mark.parametrize("shape", [(1, 1), (3, 31), (5, 32), (7, 100), (64, 4096)])
 def test_parallel_packing_equals_the_reference(bits, shape):
     from sqllm.converter.pack_fast import pack_codes_fast
@@ -290,7 +290,7 @@ def test_unsupported_dtype(tmp_path):
 
 
 def test_bits_out_of_range(tmp_path):
-    bad(tmp_path, STORIES, "--bits", 5, match="bits must be one of")
+    bad(tmp_path, STORIES, "--bits", 7, match="bits must be one of")
 
 
 def test_fisher_names_and_shapes_and_nan(tmp_path, stories_fisher):

@@ -298,6 +298,7 @@ CASES = {
     "huge string length": lambda d, L: patched(d, L["kv"]["general.name"]["value_at"], "<Q", 2**62),
     "huge array count": lambda d, L: patched(d, L["kv"][C.KEY_TENSOR_CRC32]["count_at"], "<Q", 2**61),
     "huge string-array count": lambda d, L: patched(d, L["kv"][C.KEY_TOKENIZER_TOKENS]["count_at"], "<Q", 2**60),
+    "linear bits 7": lambda d, L: patched(d, L["kv"][C.KEY_LINEAR_BITS]["first_item_at"], "<I", 7),
     "bool not 0/1": lambda d, L: patched(d, L["kv"][C.KEY_TIE_EMBEDDINGS]["value_at"], "<B", 2),
     "alignment not a power of two": lambda d, L: patched(d, L["kv"][C.KEY_ALIGNMENT]["value_at"], "<I", 96),
     "n_dims 5": lambda d, L: patched(d, L["tensors"]["model.norm.weight"]["ndims_at"], "<I", 5),

@@ -186,7 +186,7 @@ def test_mask_excludes_entries_from_the_fit():
     assert np.abs(res.centroids).max() < np.abs(W[mask]).max() + 1e-6
 
 
-@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 8])
 def test_all_widths_including_fewer_values_than_centroids(stories, bits):
     W = stories["model.layers.1.self_attn.k_proj.weight"]  # rows of 64: fewer than 256 values at 8 bits
     F = W.astype(np.float64) ** 2 + 1e-8

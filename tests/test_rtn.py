@@ -53,7 +53,7 @@ def matrices():
     return [st["model.layers.0.self_attn.q_proj.weight"], st["model.layers.3.mlp.down_proj.weight"], heavy]
 
 
-@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 8])
 @pytest.mark.parametrize("sym", [False, True])
 @pytest.mark.parametrize("group_size", [None, 32, 48])
 def test_matches_the_formula(matrices, bits, sym, group_size):

@@ -150,10 +150,12 @@ std::unique_ptr<LutCopies> make_lut_copies(const Options &opt, Random &rng, int6
     LutMatrixView all = shape;
     all.rows = rows * m->copies;
     all.lut = m->lut.data();
-    m->levels.resize(size_t(all.rows << bits));
-    m->lo.resize(size_t(all.rows));
-    m->step.resize(size_t(all.rows));
-    kernels::q8_requantize_lut(all, m->levels.data(), m->lo.data(), m->step.data());
+    if (kernels::q8_supported(shape)) {
+        m->levels.resize(size_t(all.rows << bits));
+        m->lo.resize(size_t(all.rows));
+        m->step.resize(size_t(all.rows));
+        kernels::q8_requantize_lut(all, m->levels.data(), m->lo.data(), m->step.data());
+    }
     const double per_row = kSparseDensity * double(cols);
     std::vector<int32_t> row_cols;
     for (int c = 0; c < m->copies; c++) {
@@ -268,7 +270,7 @@ int main(int argc, char **argv) {
         const float *x = activations.back().data();
         float *y = outputs.back().data();
 
-        for (int bits : {3, 4}) {
+        for (int bits : {3, 4, 5, 6}) {
             const std::string b = std::to_string(bits);
             luts.push_back(make_lut_copies(opt, rng, s.rows, s.cols, bits));
             const LutCopies *m = luts.back().get();
@@ -281,14 +283,17 @@ int main(int argc, char **argv) {
                     [=](int c) { ops::lut_matvec(*pool, m->view(c, true), x, y, *fast); });
                 add("lut_matvec scalar reference", shape, b, p, m->dense_bytes(), 1,
                     [=](int c) { ops::lut_matvec(*pool, m->view(c, false), x, y, *scalar); });
-                // The int8 path with each kernel table this CPU runs, quantizing x in every call.
-                for (const KernelTable *k : int8_tables) {
-                    const std::string name = std::string("lut_matvec int8 (") + k->name + ")";
-                    add(name, shape, b, p, m->q8_bytes(), k == scalar ? 1 : calls, [=](int c) {
-                        thread_local ops::Q8Buffer buffer;
-                        const kernels::Q8Activations a = buffer.quantize(x, 1, s.cols, k->q8_order(bits));
-                        ops::lut_matmat_q8(*pool, m->view(c, false), m->q8_tables(c), a, x, y, *k);
-                    });
+                // The int8 path with each kernel table this CPU runs, quantizing x in every call
+                // (only for the widths it supports).
+                if (kernels::q8_supported(m->view(0, false))) {
+                    for (const KernelTable *k : int8_tables) {
+                        const std::string name = std::string("lut_matvec int8 (") + k->name + ")";
+                        add(name, shape, b, p, m->q8_bytes(), k == scalar ? 1 : calls, [=](int c) {
+                            thread_local ops::Q8Buffer buffer;
+                            const kernels::Q8Activations a = buffer.quantize(x, 1, s.cols, k->q8_order(bits));
+                            ops::lut_matmat_q8(*pool, m->view(c, false), m->q8_tables(c), a, x, y, *k);
+                        });
+                    }
                 }
                 if (bits == 3) {
                     add("csr_spmv_add (0.45%) alone", shape, "-", p, m->sparse_bytes(), calls,

@@ -11,6 +11,7 @@ inline constexpr const char *kArchitecture = "sqllm";
 inline constexpr uint32_t kMinAlignment = 64;
 inline constexpr uint32_t kMaxAlignment = 1u << 20;
 inline constexpr int kCodeBlock = 32;
+inline constexpr bool linear_bits_allowed(uint32_t bits) { return (bits >= 2 && bits <= 6) || bits == 8; }
 
 enum ValueType : uint32_t {
     VT_UINT8 = 0, VT_INT8 = 1, VT_UINT16 = 2, VT_INT16 = 3, VT_UINT32 = 4, VT_INT32 = 5,

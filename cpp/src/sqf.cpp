@@ -410,7 +410,7 @@ void SqfFile::validate_linears() {
             L.bits = bits[i];
             L.group_size = gsize[i];
             L.cols = cols[i];
-            if (L.bits != 2 && L.bits != 3 && L.bits != 4 && L.bits != 8) fail(SQLLM_ERR_FORMAT, what + ": bits " + std::to_string(L.bits) + " not in {2,3,4,8}");
+            if (!linear_bits_allowed(L.bits)) fail(SQLLM_ERR_FORMAT, what + ": bits " + std::to_string(L.bits) + " not in {2,3,4,5,6,8}");
             if (L.cols == 0) fail(SQLLM_ERR_FORMAT, what + ": cols is 0");
             if (L.group_size == 0 || (L.group_size != L.cols && L.group_size % kCodeBlock))
                 fail(SQLLM_ERR_FORMAT, what + ": group size " + std::to_string(L.group_size) + " is neither cols nor a multiple of 32");

@@ -461,8 +461,16 @@ void test_lut_q8_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *
 void test_lut(const std::vector<ThreadPool *> &pools) {
     Rng rng(1);
     const int64_t col_counts[] = {1, 7, 31, 32, 33, 100, 172, 257, 4096 + 5};
-    const int bit_widths[] = {2, 3, 4, 8};
+    const int bit_widths[] = {2, 3, 4, 5, 6, 8};
     const Sparse sparse_modes[] = {Sparse::None, Sparse::Random, Sparse::Empty};
+    // The int8 path has no 5- or 6-bit decoder: such matrices keep the exact kernels.
+    for (int bits : {5, 6}) {
+        LutMatrixView w;
+        w.rows = 4;
+        w.cols = w.group_size = 4096;
+        w.bits = bits;
+        check(!kernels::q8_supported(w), fmt("q8_supported is false for %d bits", bits));
+    }
     int variant = 0;
     for (int bits : bit_widths) {
         for (int64_t cols : col_counts) {

@@ -121,7 +121,7 @@ sqllm_status sqllm_model_find_tensor(const sqllm_model *model, const char *name,
 /* Quantized linears (formats/SPEC.md §4). */
 typedef struct sqllm_linear_info {
     const char *name;
-    uint32_t bits;
+    uint32_t bits;          /* 2, 3, 4, 5, 6 or 8 */
     uint32_t group_size;
     uint64_t rows;
     uint64_t cols;

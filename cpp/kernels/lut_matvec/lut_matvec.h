@@ -24,7 +24,7 @@ namespace kernels {
 //               value at that position), so W = dense + sparse.
 //   rows, cols  output and input features.
 //   group_size  cols (one LUT per row) or a multiple of 32.
-//   bits        2, 3, 4 or 8.
+//   bits        2, 3, 4, 5, 6 or 8.
 struct LutMatrixView {
     const uint8_t *codes = nullptr;
     const uint16_t *lut = nullptr;
