@@ -24,9 +24,9 @@ damping and the dead-column diagonal taken back out.
 
 Kept-exact entries (`fixed`, the sparse part) are stored as their updated value w'_j rounded to
 fp16, the CSR's type: given the columns already rounded that is the value which adds nothing
-to the objective (GPTQ's update is the optimal correction of the remaining weights), so only
-its fp16 rounding is fed forward. Storing W_ij instead would feed (w'_j - W_ij) forward. The
-CSR must therefore store `dequant` at the fixed entries, not W.
+to the objective (GPTQ's update is the optimal correction of the remaining weights), only its
+fp16 rounding. Storing W_ij instead would add R_jj^2 (w'_j - W_ij)^2 to the damped objective.
+The CSR must therefore store `dequant` at the fixed entries, not W.
 
 A column whose H_jj is 0 never sees a nonzero input: H_jj is set to 1 as GPTQ does, which
 leaves it decoupled (nothing flows in or out), so it is rounded to nearest of its own value.
