@@ -343,9 +343,9 @@ def compare(args, model: Path, name: str, work: Work, threads: str, params: int,
             r["bytes"] = r["file"].stat().st_size
             r["bpw"] = r["bytes"] * 8 / params
             r["ratio"] = r["ppl"] / base
-    notes = [f"imatrix: {work.timing(f'llama-imatrix {calib}') or 0:.0f} s; Fisher: "
-             f"{work.timing(f'sqconvert fisher {calib}') or 0:.0f} s ({args.calib_chunks} x {args.ctx} tokens of "
-             f"{args.calib_text.name} for both)"]
+    seconds = {k: work.timing(f"{k} {calib}") for k in ("llama-imatrix", "sqconvert fisher")}
+    notes = [f"{k}: " + (f"{t:.0f} s" if t else "made outside this tool") for k, t in seconds.items()]
+    notes[-1] += f" ({args.calib_chunks} × {args.ctx} tokens of {args.calib_text.name} for both; wall times on this machine)"
     return rows, notes
 
 
