@@ -31,7 +31,7 @@ from .sparse import select_sparse
 SPARSE_CHOICES = ((0.0, 0.0), (0.20, 0.05), (0.40, 0.05))
 # LUT widths the allocation chooses among (8 bits buys little over 6 at four times the LUT).
 ALLOCATION_BITS = tuple(b for b in C.ALLOWED_BITS if b <= 6)
-SAMPLE_WEIGHTS = 1 << 18  # weights per matrix quantized to measure each choice's error
+SAMPLE_WEIGHTS = 1 << 17  # weights per matrix quantized to measure each choice's error
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,11 @@ RECIPES = [
     ("squeezellm 4-bit + 0.45% sparse", "squeezellm + sparse", ["--bits", "4"]),
     ("rtn g128 2-bit + clip", "rtn g128 + clip", ["--method", "rtn", "--bits", "2", "--group-size", "128", "--clip-search"]),
     ("squeezellm 2-bit + 0.45% sparse", "squeezellm + sparse", ["--bits", "2"]),
+    ("squeezellm 3-bit, nearest rounding", "squeezellm nearest", ["--bits", "3", "--rounding", "nearest"]),
+    ("squeezellm 3-bit, fp16 embedding", "squeezellm fp16 embedding", ["--bits", "3", "--keep", "model.embed_tokens.weight", "--keep", "lm_head.weight"]),
 ]
+# Size budgets (--target-bpw) per model: stories260K's 64-column rows make its LUTs dear.
+BUDGETS = {"stories260K": [5.0, 5.5, 6.0, 7.0], "dev": [3.5, 4.0, 4.5, 5.0]}
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -75,6 +79,9 @@ def main() -> None:
     ap.add_argument("--fisher-samples", type=int, default=64)
     ap.add_argument("--fisher-seq-len", type=int, default=512)
     ap.add_argument("--only", nargs="*", help="run only recipes whose label contains one of these")
+    ap.add_argument("--fisher", type=Path, default=None, help="use this Fisher file instead of computing one")
+    ap.add_argument("--budgets", type=float, nargs="*", default=None,
+                    help="--target-bpw values to add as recipes (default per model: " + str(BUDGETS) + ")")
     ap.add_argument("--work", type=Path, default=None, help="folder for the converted files (default: temporary)")
     args = ap.parse_args()
 
@@ -82,7 +89,7 @@ def main() -> None:
     name = model.name if args.model not in ("stories260K", "dev") else args.model
     work = args.work or Path(tempfile.mkdtemp(prefix="sqllm-quality-"))
     work.mkdir(parents=True, exist_ok=True)
-    fisher = work / f"{name}.fisher.safetensors"
+    fisher = args.fisher or work / f"{name}.fisher.safetensors"
     if not fisher.exists():
         t0 = time.perf_counter()
         run("-m", "sqllm.converter", "fisher", str(model), "--data", str(CALIBRATION), "-o", str(fisher),
@@ -92,7 +99,9 @@ def main() -> None:
     from sqllm.runtime import Model
 
     texts = {k: v.read_text(encoding="utf-8") for k, v in TEXTS.items()}
-    for label, method, opts in RECIPES:
+    budgets = args.budgets if args.budgets is not None else BUDGETS.get(args.model, [])
+    recipes = RECIPES + [(f"budget {b} bpw", "budget", ["--target-bpw", str(b)]) for b in budgets]
+    for label, method, opts in recipes:
         if args.only and not any(o in label for o in args.only):
             continue
         out = work / (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".sqf")
@@ -104,7 +113,7 @@ def main() -> None:
         ppl = {k: m.perplexity(t, ctx=args.ctx, max_windows=args.windows) for k, t in texts.items()}
         del m
         bpw = info["bits_per_weight"]
-        rows.append({"label": label, "method": method, "bpw_linears": bpw["quantized_linears"] or 16.0,
+        rows.append({"label": label, "method": method, "bpw_linears": bpw["layer_linears"] or 16.0,
                      "bpw_file": bpw["whole_file"], "size": info["totals"]["file"], "seconds": seconds, "ppl": ppl})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         write_report(name, args, rows)  # after every recipe, so a long run leaves its partial table
@@ -116,9 +125,10 @@ def write_report(name: str, args, rows: list[dict]) -> None:
     lines = [
         f"Perplexity through the runtime, ctx {args.ctx}, {windows}; Fisher from {args.fisher_samples} x "
         f"{args.fisher_seq_len} tokens of tinystories_train.txt. Regenerate: "
-        f"`python tools/quality_report.py --model {args.model}" + (f" --windows {args.windows}`" if args.windows else "`"),
+        f"`python tools/quality_report.py --model {args.model}" + (f" --windows {args.windows}" if args.windows else "")
+        + (" --only " + " ".join(repr(o) for o in args.only) if args.only else "") + "`",
         "",
-        "| recipe | bits/weight (linears) | bits/weight (file) | file | TinyStories PPL | WikiText-2 PPL | ratio to fp16 (TS / Wiki) | convert (s) |",
+        "| recipe | bits/weight (decoder linears) | bits/weight (file) | file | TinyStories PPL | WikiText-2 PPL | ratio to fp16 (TS / Wiki) | convert (s) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -148,12 +158,12 @@ def plot(name: str, rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, text in zip(axes, TEXTS):
         for method in dict.fromkeys(r["method"] for r in rows):
-            pts = sorted((r["bpw_linears"], r["ppl"][text]) for r in rows if r["method"] == method)
+            pts = sorted((r["bpw_file"], r["ppl"][text]) for r in rows if r["method"] == method)
             if method == "fp16":
                 ax.axhline(pts[0][1], color="k", ls=":", label="fp16")
                 continue
             ax.plot(*zip(*pts), marker="o", label=method)
-        ax.set_xlabel("bits per weight (quantized linears)")
+        ax.set_xlabel("bits per weight (whole file)")
         ax.set_ylabel(f"perplexity ({text})")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
