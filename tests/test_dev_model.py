@@ -1,10 +1,12 @@
 """The real Qwen2 dev model (../shared/tools/get_dev_model.sh) through converter and runtime:
 per-group LUTs, a sparse part, q/k/v biases, tied embeddings, byte-level BPE, GQA 14/2."""
 
+import json
+
 import numpy as np
 import pytest
 
-from conftest import WIKI_TEXT, sqconvert
+from conftest import TRAIN_TEXT, WIKI_TEXT, sqconvert
 from sqllm.converter.evaluate import reference_logits, reference_perplexity
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
@@ -48,3 +50,30 @@ def test_dev_model_perplexity_matches_torch(dev_q):
 def test_dev_model_generates_code(dev_q):
     text = "".join(Model(dev_q[0]).generate("def fibonacci(n):", max_tokens=24, temperature=0))
     assert "return" in text or "if" in text
+
+
+@pytest.fixture(scope="module")
+def dev_fisher(tmp_path_factory, dev_model):
+    """A small real gradient Fisher of the dev model (embedding included), with input statistics."""
+    out = tmp_path_factory.mktemp("devfisher") / "fisher.safetensors"
+    sqconvert("fisher", dev_model, "--data", TRAIN_TEXT, "-o", out, "--samples", 2, "--seq-len", 64, "--quiet")
+    return out
+
+
+@pytest.mark.parametrize("target", [3.5, 5.0])
+def test_dev_model_budget_is_honoured(tmp_path, dev_model, dev_fisher, target):
+    f = tmp_path / "b.sqf"
+    sqconvert(dev_model, "-o", f, "--target-bpw", target, "--fisher", dev_fisher, "--quiet")
+    info = json.loads(sqconvert("inspect", f, "--json").stdout)
+    bpw = info["bits_per_weight"]["whole_file"]
+    assert target - 0.05 < bpw <= target
+    r = SqfReader(f)
+    assert "model.embed_tokens.weight" in r.linears  # the tied embedding and head are quantized too
+    if target == 3.5:
+        # The quantized tied embedding/head and GPTQ-rounded linears match torch on the dequantized weights.
+        hf = tmp_path / "hf"
+        sqconvert("dequant", f, "-o", hf)
+        model = Model(f, kv_cache="f32", n_batch=48)
+        ids = model.tokenize(TEXT)[:64]
+        ours, ref = model.logits(ids), reference_logits(hf, ids)
+        assert float(np.abs(ours - ref).max() / np.abs(ref).max()) < 1e-3

@@ -54,7 +54,7 @@ PEER_TOOLS = ("imatrix", "quantize", "perplexity")
 # llama.cpp's file types compared, each made with the imatrix.
 LLAMACPP_TYPES = ["Q2_K", "Q3_K_S", "Q3_K_M", "IQ3_S", "IQ4_XS", "Q4_K_M"]
 # sqllm's recipes compared by default, as sqconvert argument strings (the Fisher file is added).
-SQLLM_RECIPES = ["--bits 3", "--bits 4"]
+SQLLM_RECIPES = ["--bits 3", "--bits 4"] + [f"--target-bpw {b}" for b in (4.0, 4.6, 5.0, 5.5, 6.0, 6.5)]
 # The unquantized .sqf: the runtime column's reference, and a check of the dequant -> GGUF path.
 SQLLM_UNQUANTIZED = "--keep *"
 

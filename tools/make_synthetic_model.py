@@ -2,10 +2,12 @@
 """Write a synthetic Llama checkpoint with real LLaMA shapes for benchmarks (never committed).
 
     python tools/make_synthetic_model.py OUT_DIR [--shape 7b|tiny] [--layers N] [--dtype bfloat16|float16]
-                                         [--fisher] [--seed N]
+                                         [--fisher [--no-hessian]] [--seed N]
 
 The weights are random but heavy-tailed like trained ones (Gaussian bulk, 0.5% of entries
-scaled up 8x), the Fisher file (with --fisher) random positive with a heavy tail. Tensors are
+scaled up 8x), the Fisher file (with --fisher) random positive with a heavy tail, for every
+matrix the converter quantizes, plus (unless --no-hessian) a random positive definite input
+second-moment matrix per distinct linear input, as `sqconvert fisher` writes them. Tensors are
 generated and written one at a time, so memory stays at one tensor whatever the shape. The
 tokenizer is the bundled model's, padded to the vocabulary by the converter.
 """
@@ -71,6 +73,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, help="decoder layers (default: the shape's); fewer for quick profiles")
     ap.add_argument("--dtype", choices=["bfloat16", "float16"], default="bfloat16")
     ap.add_argument("--fisher", action="store_true", help="also write fisher.safetensors beside the model")
+    ap.add_argument("--no-hessian", action="store_true", help="with --fisher: leave out the input statistics")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -98,9 +101,19 @@ def main() -> None:
 
     write_streaming(args.out / "model.safetensors", shapes, args.dtype, weight)
     if args.fisher:
-        linear = {n: s for n, s in shapes.items() if n.startswith("model.layers.") and len(s) == 2}
+        from sqllm.converter.gptq import hessian_name
+
+        linear = {n: s for n, s in shapes.items() if len(s) == 2}
+        if not args.no_hessian:
+            linear |= {hessian_name(n): (s[1], s[1]) for n, s in shapes.items()
+                       if len(s) == 2 and n != "model.embed_tokens.weight"}
 
         def fisher(name, shape):
+            if name.endswith(".hessian"):  # low rank plus a diagonal, like correlated activations
+                B = rng.standard_normal((shape[0], 256), dtype=np.float32)
+                H = B @ B.T / np.float32(256)
+                H[np.diag_indices_from(H)] += rng.random(shape[0], dtype=np.float32)
+                return H
             g = rng.standard_normal(shape, dtype=np.float32)
             return g * g * np.float32(1e-6)
 
