@@ -52,7 +52,7 @@ def test_logits_match_torch_of_dequant(stories_q, threads):
 def test_five_and_six_bit_logits_match_torch_of_dequant(tmp_path, stories_fisher, bits):
     """The 5- and 6-bit widths end to end: converter, packing, loader and kernels against torch."""
     f = tmp_path / f"q{bits}.sqf"
-    convert(STORIES, f, Recipe(bits=bits), fisher=stories_fisher, progress=False)
+    convert(STORIES, f, Recipe(bits=bits, embed_bits=bits), fisher=stories_fisher, progress=False)
     assert {L.bits for L in SqfReader(f).linears.values()} == {bits}
     hf = tmp_path / "hf"
     sqconvert("dequant", f, "-o", hf)
