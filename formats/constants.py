@@ -118,6 +118,10 @@ KEY_TOKENIZER_ADD_SPACE_PREFIX = "tokenizer.ggml.add_space_prefix"
 KEY_CHAT_TEMPLATE = "tokenizer.chat_template"
 KEY_HF_TOKENIZER_JSON = "tokenizer.huggingface.json"
 
+# SPEC §8: every string in a file is UTF-8 except the items of these arrays, token pieces that
+# may be any bytes (the reader returns them as bytes).
+BYTE_STRING_KEYS = (KEY_TOKENIZER_TOKENS, KEY_TOKENIZER_MERGES)
+
 
 def padded_cols(cols: int) -> int:
     return (cols + CODE_BLOCK - 1) // CODE_BLOCK * CODE_BLOCK

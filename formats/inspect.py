@@ -8,11 +8,21 @@ import os
 import numpy as np
 
 from . import constants as C
+from .errors import FormatError
 from .reader import SqfReader
 
 
 def _tensor_bytes(r: SqfReader, name: str) -> int:
     return r.tensor_info(name)["n_bytes"]
+
+
+def _json(path, md: dict, key: str):
+    if key not in md:
+        return None
+    try:
+        return json.loads(md[key])
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{os.fspath(path)}: key {key} is not valid JSON: {e}") from e
 
 
 def inspect_file(path: str | os.PathLike) -> dict:
@@ -60,7 +70,6 @@ def inspect_file(path: str | os.PathLike) -> dict:
     totals["metadata_and_padding"] = r.file_size - sum(totals.values())
     totals["file"] = r.file_size
     quant_bytes = totals["dense_codes"] + totals["luts"] + totals["sparse"]
-    recipe_json = md.get(C.KEY_RECIPE_JSON)
     tokens = md.get(C.KEY_TOKENIZER_TOKENS, [])
     return {
         "file": os.path.basename(os.fspath(path)),
@@ -82,7 +91,7 @@ def inspect_file(path: str | os.PathLike) -> dict:
             "method": md.get(C.KEY_RECIPE_METHOD),
             "bits": md.get(C.KEY_RECIPE_BITS),
             "fisher": md.get(C.KEY_RECIPE_FISHER),
-            "parameters": json.loads(recipe_json) if recipe_json else None,
+            "parameters": _json(path, md, C.KEY_RECIPE_JSON) or None,
         },
         "source": {"files": md.get(C.KEY_SOURCE_FILES), "sha256": md.get(C.KEY_SOURCE_SHA256)},
         "kv_cache": kv,

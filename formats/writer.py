@@ -40,8 +40,9 @@ _NUMPY_ITEM = {
 _CHUNK = 1 << 24
 
 
-def _string(s: str) -> bytes:
-    b = s.encode("utf-8")
+def _string(s: str | bytes) -> bytes:
+    """A GGUF string: str as UTF-8; bytes (token pieces, SPEC §8) as they are."""
+    b = s if isinstance(s, bytes) else s.encode("utf-8")
     return struct.pack("<Q", len(b)) + b
 
 
@@ -54,7 +55,7 @@ def _infer_scalar_type(v) -> int:
         return C.VT_UINT32 if v < (1 << 32) else C.VT_UINT64
     if isinstance(v, (float, np.floating)):
         return C.VT_FLOAT32
-    if isinstance(v, str):
+    if isinstance(v, (str, bytes)):
         return C.VT_STRING
     raise TypeError(f"cannot store a {type(v).__name__} in GGUF metadata")
 
@@ -109,6 +110,9 @@ class SqfWriter:
         if vtype is None:
             vtype = C.VT_ARRAY if isinstance(value, (list, tuple, np.ndarray)) else _infer_scalar_type(value)
         _encode_value(vtype, value, item_type)  # fail now, not at finish()
+        if key not in C.BYTE_STRING_KEYS and (vtype == C.VT_STRING or item_type == C.VT_STRING):
+            if any(isinstance(x, bytes) for x in ([value] if vtype == C.VT_STRING else value)):
+                raise TypeError(f"{key}: text must be str (only {', '.join(C.BYTE_STRING_KEYS)} hold bytes)")
         self._kv[key] = (vtype, value, item_type)
 
     # -- tensors ----------------------------------------------------------------------------

@@ -105,13 +105,13 @@ class Model:
 
     def eval(self, ids, *, all_logits: bool = False) -> np.ndarray:
         """Append ids to the sequence in the context; the last token's logits [vocab] (or [n, vocab])."""
-        return self._ctx.eval(np.asarray(ids, dtype=np.int32), all_logits, self.vocab_size)
+        return self._ctx.eval(np.asarray(ids, dtype=np.int32), all_logits)
 
     def logits(self, ids) -> np.ndarray:
         """float32 [n, vocab]: the logits after each of ids, evaluated from an empty context."""
         ids = np.asarray(ids, dtype=np.int32)
         self._ctx.reset()
-        return self._ctx.eval(ids, True, self.vocab_size)
+        return self._ctx.eval(ids, True)
 
     def generate(self, prompt: str, *, max_tokens: int = 128, temperature: float = 0.8, top_k: int = 40,
                  top_p: float = 0.95, min_p: float = 0.05, repetition_penalty: float = 1.0,
@@ -131,7 +131,7 @@ class Model:
         self.last_stats = stats
         self._ctx.reset()
         t0 = time.perf_counter()
-        logits = self._ctx.eval(np.asarray(ids, np.int32), False, self.vocab_size)
+        logits = self._ctx.eval(np.asarray(ids, np.int32), False)
         stats.prompt_seconds = time.perf_counter() - t0
         history = list(ids)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -150,7 +150,7 @@ class Model:
             if self._ctx.n_past >= self.context_length:
                 break
             t1 = time.perf_counter() - stats.decode_seconds
-            logits = self._ctx.eval(np.asarray([token], np.int32), False, self.vocab_size)
+            logits = self._ctx.eval(np.asarray([token], np.int32), False)
         tail = decoder.decode(b"", final=True)
         stats.decode_seconds = time.perf_counter() - t1
         if tail:
@@ -173,7 +173,7 @@ class Model:
             if max_windows is not None and i >= max_windows:
                 break
             self._ctx.reset()
-            terms = self._ctx.nll(np.asarray(window, np.int32), self.vocab_size)
+            terms = self._ctx.nll(np.asarray(window, np.int32))
             total += float(terms.sum())
             count += len(terms)
         if count == 0:

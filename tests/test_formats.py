@@ -310,6 +310,10 @@ CASES = {
     "misaligned offset": lambda d, L: patched(d, L["tensors"]["model.norm.weight"]["offset_at"], "<Q",
                                               struct.unpack_from("<Q", d, L["tensors"]["model.norm.weight"]["offset_at"])[0] + 4),
     "overlapping tensors": lambda d, L: patched(d, L["tensors"]["model.norm.weight"]["offset_at"], "<Q", 0),
+    "string not UTF-8": lambda d, L: patched(d, L["kv"][C.KEY_RECIPE_JSON]["value_at"] + 8, "<B", 0x8A),
+    "string-array item not UTF-8": lambda d, L: patched(d, L["kv"][C.KEY_LINEAR_NAMES]["first_item_at"] + 8, "<B", 0xC0),
+    "key not ASCII": lambda d, L: patched(d, L["kv"]["general.name"]["start"] + 9, "<B", 0xE9),
+    "tensor name not UTF-8": lambda d, L: patched(d, L["tensors"]["model.norm.weight"]["start"] + 8, "<B", 0xFF),
 }
 
 
@@ -320,6 +324,59 @@ def test_crafted_corruptions(tmp_path, case):
     with pytest.raises(FormatError) as e:
         load_bytes(tmp_path, bad)
     assert "x.sqf" in str(e.value)
+
+
+def test_bad_utf8_is_a_format_error_naming_the_key(tmp_path):
+    """SPEC §8: every string is UTF-8 (token pieces excepted); a bad one is an error line from
+    `sqconvert inspect`, never a UnicodeDecodeError traceback."""
+    data = GOLDEN.read_bytes()
+    bad = CASES["string not UTF-8"](data, walk(data))
+    with pytest.raises(FormatError, match=r"x\.sqf: key sqllm\.recipe\.json: string is not valid UTF-8"):
+        load_bytes(tmp_path, bad)
+    p = subprocess.run([sys.executable, "-m", "sqllm.converter", "inspect", str(tmp_path / "x.sqf")],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "not valid UTF-8" in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_token_pieces_are_bytes(tmp_path):
+    """Token pieces may be any bytes (half a UTF-8 character): they load, and read back as bytes."""
+    def m(key, value, vt, it):
+        if key == C.KEY_TOKENIZER_TOKENS:
+            value = [*value[:-1], b"\xe2\x96"]
+        return key, value, vt, it
+
+    r = SqfReader(rewrite_golden(tmp_path, mutate_kv=m))
+    tokens = r.metadata[C.KEY_TOKENIZER_TOKENS]
+    assert all(isinstance(t, bytes) for t in tokens) and tokens[-1] == b"\xe2\x96"
+    assert tokens[:-1] == SqfReader(GOLDEN).metadata[C.KEY_TOKENIZER_TOKENS][:-1]
+    assert isinstance(r.metadata[C.KEY_TOKENIZER_MODEL], str)
+    with pytest.raises(TypeError, match="must be str"):
+        SqfWriter(tmp_path / "w.sqf").add(C.KEY_RECIPE_METHOD, b"sqllm")
+
+
+def test_random_mutations_give_errors_not_tracebacks(tmp_path):
+    """Seeded random mutations of the golden file, mostly in the header where the strings are:
+    `inspect_file` and `Model` either work or raise an SqllmError (what the CLIs print as one
+    line), nothing else."""
+    from sqllm.runtime import Model
+
+    data = GOLDEN.read_bytes()
+    header_end = walk(data)["header_end"]
+    rng = np.random.default_rng(18)
+    p = tmp_path / "m.sqf"
+    errors = 0
+    for _ in range(600):
+        buf = bytearray(data)
+        for _ in range(rng.integers(1, 5)):
+            pos = int(rng.integers(0, header_end if rng.random() < 0.8 else len(buf)))
+            buf[pos] = int(rng.integers(0, 256))
+        p.write_bytes(bytes(buf))
+        for load in (inspect_file, Model):
+            try:
+                load(p)
+            except SqllmError:
+                errors += 1
+    assert errors > 300
 
 
 def rewrite_golden(tmp_path, mutate_kv=None, mutate_tensor=None) -> Path:

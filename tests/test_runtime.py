@@ -211,9 +211,23 @@ def test_contexts_share_a_model_across_threads(stories_q):
 
     def run(_):
         ctx = _sqllm.Context(loaded, n_threads=1)
-        return ctx.eval(ids, True, 512)
+        return ctx.eval(ids, True)
 
     with ThreadPoolExecutor(4) as ex:
         outs = list(ex.map(run, range(8)))
     for o in outs[1:]:
         np.testing.assert_array_equal(o, outs[0])
+
+
+def test_native_eval_sizes_logits_from_the_model(stories_q):
+    """The binding sizes its output from the model's vocabulary; a caller-given size (smaller than
+    what Context::eval writes) once let it write past the buffer."""
+    from sqllm import _sqllm
+
+    loaded = _sqllm.LoadedModel(str(stories_q[0]))
+    ctx = _sqllm.Context(loaded, n_threads=1)
+    ids = np.array([1, 403, 407], np.int32)
+    assert ctx.eval(ids, True).shape == (3, loaded.vocab_size)
+    assert ctx.eval(ids[:1], False).shape == (loaded.vocab_size,)
+    with pytest.raises(TypeError):
+        ctx.eval(ids, True, 1)

@@ -56,13 +56,13 @@ py::object meta_value(const sqllm::MetaEntry &e) {
     if (e.type != fmt::VT_ARRAY) return scalar(e.type, e.raw);
     switch (e.item_type) {
         case fmt::VT_STRING: {
+            // Token pieces may be any bytes (SPEC §8) and stay bytes; every other string was
+            // checked to be UTF-8 by the loader.
+            const bool pieces = fmt::is_byte_string_array(e.key);
             py::list out(e.strings.size());
-            for (size_t i = 0; i < e.strings.size(); i++) {
-                // Token strings may hold arbitrary bytes: keep them undecodable-safe.
-                PyObject *s = PyUnicode_DecodeUTF8(e.strings[i].data(), Py_ssize_t(e.strings[i].size()), "surrogateescape");
-                if (!s) throw py::error_already_set();
-                out[i] = py::reinterpret_steal<py::object>(s);
-            }
+            for (size_t i = 0; i < e.strings.size(); i++)
+                out[i] = pieces ? py::object(py::bytes(e.strings[i].data(), e.strings[i].size()))
+                                : py::object(py::str(e.strings[i].data(), e.strings[i].size()));
             return out;
         }
         case fmt::VT_UINT8: return numeric_array<uint8_t>(e.raw, e.count);
@@ -101,7 +101,11 @@ void register_format(py::module_ &m) {
         } catch (const sqllm::Error &e) {
             py::object errors = py::module_::import("sqllm.formats.errors");
             py::object cls = errors.attr(exception_class(e.status()));
-            PyErr_SetString(cls.ptr(), e.what());
+            // A message may quote bytes of the file (a token piece): never fail to decode it.
+            const std::string what = e.what();
+            py::object message = py::reinterpret_steal<py::object>(
+                PyUnicode_DecodeUTF8(what.data(), Py_ssize_t(what.size()), "backslashreplace"));
+            PyErr_SetObject(cls.ptr(), message.ptr());
         }
     });
 

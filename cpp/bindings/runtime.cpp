@@ -84,9 +84,10 @@ void register_runtime(py::module_ &m) {
         .def_property_readonly("n_ctx", &sqllm::Context::n_ctx)
         .def_property_readonly("n_threads", &sqllm::Context::n_threads)
         .def("reset", &sqllm::Context::reset)
-        .def("eval", [](sqllm::Context &ctx, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids, bool all_logits, int vocab) {
+        .def("eval", [](sqllm::Context &ctx, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids, bool all_logits) {
             std::vector<int32_t> v = to_ids(ids);
             if (v.empty()) throw py::value_error("no tokens to evaluate");
+            const py::ssize_t vocab = ctx.vocab_size();  // what Context::eval writes per token
             py::array_t<float> out(all_logits ? std::vector<py::ssize_t>{py::ssize_t(v.size()), vocab} : std::vector<py::ssize_t>{vocab});
             float *dst = out.mutable_data();
             {
@@ -94,8 +95,9 @@ void register_runtime(py::module_ &m) {
                 ctx.eval(v.data(), int32_t(v.size()), dst, all_logits);
             }
             return out;
-        }, py::arg("ids"), py::arg("all_logits"), py::arg("vocab"))
-        .def("nll", [](sqllm::Context &ctx, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids, int vocab) {
+        }, py::arg("ids"), py::arg("all_logits"))
+        .def("nll", [](sqllm::Context &ctx, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids) {
+            const int vocab = ctx.vocab_size();
             // Negative log-likelihood (natural log) of ids[1:] given the prefix, computed batch by
             // batch so that [n, vocab] logits are never held at once.
             std::vector<int32_t> v = to_ids(ids);
@@ -120,7 +122,7 @@ void register_runtime(py::module_ &m) {
                 }
             }
             return out;
-        }, py::arg("ids"), py::arg("vocab"));
+        }, py::arg("ids"));
 
     py::class_<sqllm::QuantKvCache>(m, "QuantKvCache", "The KVQuant cache on its own, to check it against the reference.")
         .def(py::init([](const sqllm::Model &mdl, int n_ctx, int bits, const std::string &method) {

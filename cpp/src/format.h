@@ -1,6 +1,7 @@
 // Constants of the .sqf format, mirroring formats/SPEC.md (and formats/constants.py) name for name.
 #pragma once
 #include <cstdint>
+#include <string_view>
 
 namespace sqllm::format {
 
@@ -63,6 +64,31 @@ inline constexpr const char *KEY_KV_OUTLIERS = "sqllm.kv.outliers";
 inline constexpr const char *KEY_KV_SINK = "sqllm.kv.sink";
 inline constexpr const char *KEY_KV_CALIBRATION = "sqllm.kv.calibration";
 inline constexpr const char *KV_TENSOR_PREFIX = "kv.";
+
+// GGUF-standard tokenizer keys (SPEC §5).
+inline constexpr const char *KEY_TOKENIZER_MODEL = "tokenizer.ggml.model";
+inline constexpr const char *KEY_TOKENIZER_PRE = "tokenizer.ggml.pre";
+inline constexpr const char *KEY_TOKENIZER_TOKENS = "tokenizer.ggml.tokens";
+inline constexpr const char *KEY_TOKENIZER_SCORES = "tokenizer.ggml.scores";
+inline constexpr const char *KEY_TOKENIZER_TOKEN_TYPE = "tokenizer.ggml.token_type";
+inline constexpr const char *KEY_TOKENIZER_MERGES = "tokenizer.ggml.merges";
+inline constexpr const char *KEY_TOKENIZER_BOS = "tokenizer.ggml.bos_token_id";
+inline constexpr const char *KEY_TOKENIZER_EOS = "tokenizer.ggml.eos_token_id";
+inline constexpr const char *KEY_TOKENIZER_UNK = "tokenizer.ggml.unknown_token_id";
+inline constexpr const char *KEY_TOKENIZER_PAD = "tokenizer.ggml.padding_token_id";
+inline constexpr const char *KEY_TOKENIZER_ADD_BOS = "tokenizer.ggml.add_bos_token";
+inline constexpr const char *KEY_TOKENIZER_ADD_EOS = "tokenizer.ggml.add_eos_token";
+inline constexpr const char *KEY_TOKENIZER_ADD_SPACE_PREFIX = "tokenizer.ggml.add_space_prefix";
+inline constexpr const char *KEY_CHAT_TEMPLATE = "tokenizer.chat_template";
+
+// SPEC §8: every string in a file is UTF-8 except the items of these arrays, which are token
+// pieces (any bytes).
+inline constexpr const char *BYTE_STRING_KEYS[] = {KEY_TOKENIZER_TOKENS, KEY_TOKENIZER_MERGES};
+inline bool is_byte_string_array(std::string_view key) {
+    for (const char *k : BYTE_STRING_KEYS)
+        if (key == k) return true;
+    return false;
+}
 
 inline uint64_t padded_cols(uint64_t cols) { return (cols + kCodeBlock - 1) / kCodeBlock * kCodeBlock; }
 inline uint64_t row_bytes(uint64_t cols, uint32_t bits) { return padded_cols(cols) * bits / 8; }

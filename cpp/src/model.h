@@ -86,6 +86,8 @@ struct ContextParams {
 class Context {
 public:
     Context(const Model &model, const ContextParams &params);
+    const Model &model() const { return model_; }
+    int32_t vocab_size() const { return int32_t(model_.config().vocab_size); }
     int32_t n_ctx() const { return n_ctx_; }
     int32_t n_past() const { return n_past_; }
     int32_t n_threads() const { return pool_.size(); }

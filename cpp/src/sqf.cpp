@@ -4,6 +4,7 @@
 #include "sqf.h"
 
 #include "mapguard.h"
+#include "utf8.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -175,13 +176,19 @@ void SqfFile::parse() {
         MetaEntry e{};
         std::string_view key = c.string("metadata key");
         if (key.empty() || key.size() > 65535) fail(SQLLM_ERR_FORMAT, "metadata key #" + std::to_string(i) + " has an invalid length");
+        for (char ch : key)
+            if (ch < 32 || ch > 126) fail(SQLLM_ERR_FORMAT, "metadata key #" + std::to_string(i) + " '" + printable(key) + "' is not printable ASCII");
         e.key = std::string(key);
         uint32_t type = c.read<uint32_t>("value type");
         if (type >= kValueTypeCount) fail(SQLLM_ERR_FORMAT, "key " + printable(key) + ": unknown value type " + std::to_string(type));
         e.type = static_cast<ValueType>(type);
         e.count = 1;
+        auto utf8 = [&](std::string_view v) {
+            if (!is_valid_utf8(v)) fail(SQLLM_ERR_FORMAT, "key " + e.key + ": string is not valid UTF-8");
+            return v;
+        };
         if (type == VT_STRING) {
-            e.strings.push_back(c.string(e.key.c_str()));
+            e.strings.push_back(utf8(c.string(e.key.c_str())));
         } else if (type == VT_ARRAY) {
             uint32_t item = c.read<uint32_t>("array item type");
             if (item >= kValueTypeCount || item == VT_ARRAY)
@@ -191,7 +198,13 @@ void SqfFile::parse() {
             if (item == VT_STRING) {
                 if (e.count > c.remaining() / 8) fail(SQLLM_ERR_FORMAT, "key " + printable(key) + ": array length exceeds the file");
                 e.strings.reserve(e.count);
-                for (uint64_t k = 0; k < e.count; k++) e.strings.push_back(c.string(e.key.c_str()));
+                const bool bytes = is_byte_string_array(e.key);
+                for (uint64_t k = 0; k < e.count; k++) {
+                    std::string_view v = c.string(e.key.c_str());
+                    if (!bytes && !is_valid_utf8(v))
+                        fail(SQLLM_ERR_FORMAT, "key " + e.key + ": item " + std::to_string(k) + " is not valid UTF-8");
+                    e.strings.push_back(v);
+                }
             } else {
                 size_t sz = value_size(item);
                 if (e.count > c.remaining() / sz) fail(SQLLM_ERR_FORMAT, "key " + printable(key) + ": array length exceeds the file");
@@ -231,6 +244,7 @@ void SqfFile::parse() {
         TensorInfo t{};
         std::string_view name = c.string("tensor name");
         if (name.empty() || name.size() > 255) fail(SQLLM_ERR_FORMAT, "tensor #" + std::to_string(i) + " has an invalid name length");
+        if (!is_valid_utf8(name)) fail(SQLLM_ERR_FORMAT, "tensor #" + std::to_string(i) + ": name '" + printable(name) + "' is not valid UTF-8");
         t.name = std::string(name);
         t.n_dims = c.read<uint32_t>("tensor n_dims");
         if (t.n_dims < 1 || t.n_dims > 4) fail(SQLLM_ERR_FORMAT, "tensor " + printable(name) + ": n_dims " + std::to_string(t.n_dims) + " not in 1..4");
