@@ -11,7 +11,6 @@ from typing import Iterator
 import numpy as np
 
 from sqllm import _sqllm
-from sqllm.formats.errors import RuntimeFailure
 
 
 @dataclass
@@ -46,10 +45,6 @@ class Model:
         approximate: see docs/RESULTS.md) instead of the exact fp32 path."""
         if kv_cache not in ("f16", "f32"):
             raise ValueError(f"kv_cache must be 'f16' or 'f32', got {kv_cache!r}")
-        if kv_bits not in (None, 0, 2, 3, 4):
-            raise ValueError(f"kv_bits must be None, 0, 2, 3 or 4, got {kv_bits!r}")
-        if threads < 0:
-            raise ValueError("threads must be >= 0 (0 = all cores)")
         t0 = time.perf_counter()
         self.path = os.fspath(path)
         self._model = _sqllm.LoadedModel(self.path, verify_checksums)
@@ -116,43 +111,26 @@ class Model:
     def generate(self, prompt: str, *, max_tokens: int = 128, temperature: float = 0.8, top_k: int = 40,
                  top_p: float = 0.95, min_p: float = 0.05, repetition_penalty: float = 1.0,
                  repetition_window: int = 64, seed: int = 0) -> Iterator[str]:
-        """Stream the continuation of prompt as text pieces (whole UTF-8 characters)."""
-        if max_tokens < 0:
-            raise ValueError("max_tokens must be >= 0")
-        # Validate the sampling parameters before any work (the sampler raises ValueError).
-        _sqllm.sample(np.zeros(1, np.float32), np.zeros(0, np.int32), temperature, top_k, top_p, min_p,
-                      repetition_penalty, repetition_window, seed)
-        ids = self.tokenize(prompt)
-        if not ids:
-            raise RuntimeFailure("the prompt is empty and the model has no BOS token")
-        if len(ids) >= self.context_length:
-            raise RuntimeFailure(f"the prompt has {len(ids)} tokens; the context holds {self.context_length}")
-        stats = GenerationStats(load_seconds=self.load_seconds, prompt_tokens=len(ids))
-        self.last_stats = stats
+        """Stream the continuation of prompt as text pieces (whole UTF-8 characters), from an empty
+        context. The core's generator (sqllm_generator_* in the C API) does the work: the same seed
+        gives the same tokens here and in C."""
         self._ctx.reset()
-        t0 = time.perf_counter()
-        logits = self._ctx.eval(np.asarray(ids, np.int32), False)
-        stats.prompt_seconds = time.perf_counter() - t0
-        history = list(ids)
+        gen = _sqllm.Generator(self._ctx, prompt, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                               min_p=min_p, repetition_penalty=repetition_penalty,
+                               repetition_window=repetition_window, seed=seed)
+        stats = GenerationStats(load_seconds=self.load_seconds)
+        self.last_stats = stats
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        t1 = time.perf_counter()
-        for _ in range(max_tokens):
-            token = _sqllm.sample(logits, np.asarray(history, np.int32), temperature, top_k, top_p, min_p,
-                                  repetition_penalty, repetition_window, seed)
-            if self._model.is_end_of_generation(token):
+        while True:
+            step = gen.next()
+            for name, value in gen.stats.items():
+                setattr(stats, name, value)
+            if step is None:
                 break
-            stats.generated_tokens += 1
-            history.append(token)
-            piece = decoder.decode(self._model.token_to_piece(token))
-            stats.decode_seconds = time.perf_counter() - t1
+            piece = decoder.decode(step[1])
             if piece:
                 yield piece
-            if self._ctx.n_past >= self.context_length:
-                break
-            t1 = time.perf_counter() - stats.decode_seconds
-            logits = self._ctx.eval(np.asarray([token], np.int32), False)
         tail = decoder.decode(b"", final=True)
-        stats.decode_seconds = time.perf_counter() - t1
         if tail:
             yield tail
 
@@ -164,28 +142,11 @@ class Model:
         return float(np.exp(nll / count))
 
     def perplexity_terms(self, text: str, *, ctx: int = 512, max_windows: int | None = None) -> tuple[float, int]:
-        if ctx < 2 or ctx > self.context_length:
-            raise ValueError(f"ctx must be in [2, {self.context_length}], got {ctx}")
-        body = self.tokenize(text, add_bos=False)
-        total, count = 0.0, 0
-        bos = self.bos if self._model.add_bos else -1
-        for i, window in enumerate(perplexity_windows(body, ctx, bos)):
-            if max_windows is not None and i >= max_windows:
-                break
-            self._ctx.reset()
-            terms = self._ctx.nll(np.asarray(window, np.int32))
-            total += float(terms.sum())
-            count += len(terms)
-        if count == 0:
-            raise RuntimeFailure("the text is too short to score a single token")
-        return total, count
+        """(NLL sum, tokens scored) over the windows of `perplexity_windows`, each from an empty context."""
+        return self._ctx.text_nll(text, ctx, max_windows or 0)
 
 
-def perplexity_windows(body: list[int], ctx: int, bos: int) -> Iterator[list[int]]:
-    """The windows of the perplexity definition shared by `sqrun --perplexity` and `sqconvert eval`."""
-    step = ctx - 1 if bos >= 0 else ctx
-    for start in range(0, len(body), step):
-        chunk = body[start:start + step]
-        window = [bos, *chunk] if bos >= 0 else chunk
-        if len(window) >= 2:
-            yield window
+def perplexity_windows(body: list[int], ctx: int, bos: int) -> list[list[int]]:
+    """The windows of the perplexity definition shared by `sqrun --perplexity` and `sqconvert eval`
+    (the core's, sqllm_text_nll): BOS (unless bos < 0) followed by the next ctx-1 tokens."""
+    return _sqllm.perplexity_windows(body, ctx, bos)

@@ -13,7 +13,7 @@ from conftest import STORIES, VALID_TEXT, sqconvert
 from sqllm.converter.convert import convert
 from sqllm.converter.evaluate import reference_logits, reference_perplexity
 from sqllm.converter.quantize import Recipe
-from sqllm.formats.errors import FormatError, RuntimeFailure
+from sqllm.formats.errors import FormatError, InvalidArgumentError, RuntimeFailure
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
 
@@ -134,6 +134,15 @@ def test_bad_inputs(stories_q, tmp_path):
             list(model.generate("Hi", max_tokens=3, **kw))
     with pytest.raises(RuntimeFailure, match="outside the vocabulary"):
         model.logits([1, 99999])
+    # Context parameters are checked once, in the core: one class per status, named parameter.
+    for kw, name in (({"threads": -1}, "n_threads"), ({"kv_bits": 5}, "KV-cache bits"), ({"n_batch": 0}, "n_batch"),
+                     ({"n_ctx": -2}, "n_ctx")):
+        with pytest.raises(InvalidArgumentError, match=name):
+            Model(f, **kw)
+    with pytest.raises(InvalidArgumentError, match="max_tokens"):
+        list(model.generate("Hi", max_tokens=-1))
+    with pytest.raises(InvalidArgumentError, match="window"):
+        model.perplexity(TEXT, ctx=1)
     broken = tmp_path / "broken.sqf"
     broken.write_bytes(f.read_bytes()[:5000])
     with pytest.raises(FormatError, match="broken.sqf"):
@@ -231,3 +240,54 @@ def test_native_eval_sizes_logits_from_the_model(stories_q):
     assert ctx.eval(ids[:1], False).shape == (loaded.vocab_size,)
     with pytest.raises(TypeError):
         ctx.eval(ids, True, 1)
+
+
+def test_python_and_c_generators_give_the_same_tokens(stories_q):
+    """Model.generate (through the binding) and sqllm_generate (the C ABI, which the native module
+    exports too) run the one core generator: the same file and seed give the same tokens."""
+    import ctypes
+
+    from sqllm import _sqllm
+
+    class SamplerParams(ctypes.Structure):
+        _fields_ = [("temperature", ctypes.c_float), ("top_k", ctypes.c_int32), ("top_p", ctypes.c_float),
+                    ("min_p", ctypes.c_float), ("repetition_penalty", ctypes.c_float),
+                    ("repetition_window", ctypes.c_int32), ("seed", ctypes.c_uint64)]
+
+    class Stats(ctypes.Structure):
+        _fields_ = [("prompt_tokens", ctypes.c_int32), ("generated_tokens", ctypes.c_int32),
+                    ("prompt_seconds", ctypes.c_double), ("decode_seconds", ctypes.c_double)]
+
+    callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t,
+                                     ctypes.c_void_p)
+    lib = ctypes.CDLL(_sqllm.__file__)
+    lib.sqllm_sampler_params_default.restype = SamplerParams
+    lib.sqllm_last_error.restype = ctypes.c_char_p
+    model, ctx = ctypes.c_void_p(), ctypes.c_void_p()
+    assert lib.sqllm_model_load(str(stories_q[0]).encode(), None, ctypes.byref(model)) == 0, lib.sqllm_last_error()
+    assert lib.sqllm_context_create(model, None, ctypes.byref(ctx)) == 0, lib.sqllm_last_error()
+    ours = Model(stories_q[0])
+    prompt = "Once upon a time"
+    try:
+        for seed, temperature in ((7, 1.0), (8, 1.0), (9, 0.7)):
+            tokens, pieces = [], []
+
+            def on_token(token, piece, length, _):
+                tokens.append(token)
+                pieces.append(ctypes.string_at(piece, length))
+                return 0
+
+            params = lib.sqllm_sampler_params_default()
+            params.temperature, params.seed = temperature, seed
+            stats = Stats()
+            lib.sqllm_context_reset(ctx)
+            status = lib.sqllm_generate(ctx, prompt.encode(), len(prompt.encode()), 48, ctypes.byref(params),
+                                        callback_type(on_token), None, ctypes.byref(stats))
+            assert status == 0, lib.sqllm_last_error()
+            text = "".join(ours.generate(prompt, max_tokens=48, temperature=temperature, seed=seed))
+            assert text == b"".join(pieces).decode("utf-8", "replace") and len(tokens) > 5
+            assert ours.last_stats.generated_tokens == stats.generated_tokens == len(tokens)
+            assert ours.last_stats.prompt_tokens == stats.prompt_tokens
+    finally:
+        lib.sqllm_context_free(ctx)
+        lib.sqllm_model_free(model)

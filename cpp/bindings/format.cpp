@@ -1,6 +1,6 @@
 // Python view of the .sqf loader: the same validated SqfFile the C API uses, with tensors as
-// read-only numpy arrays over the mapping (zero copy) and statuses mapped onto the exception
-// classes of sqllm.formats.errors.
+// read-only numpy arrays over the mapping (zero copy) and each status raised as its exception
+// class (sqllm.formats.errors.error_for_status).
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -14,17 +14,6 @@ using sqllm::SqfFile;
 namespace fmt = sqllm::format;
 
 namespace {
-
-const char *exception_class(sqllm_status status) {
-    switch (status) {
-        case SQLLM_ERR_FORMAT: return "FormatError";
-        case SQLLM_ERR_CHECKSUM: return "ChecksumError";
-        case SQLLM_ERR_UNSUPPORTED: return "UnsupportedError";
-        case SQLLM_ERR_IO: return "FileError";
-        case SQLLM_ERR_INVALID_ARGUMENT: return "RuntimeFailure";
-        default: return "SqllmError";
-    }
-}
 
 template <typename T>
 py::array numeric_array(const uint8_t *raw, uint64_t count) {
@@ -100,7 +89,7 @@ void register_format(py::module_ &m) {
             if (p) std::rethrow_exception(p);
         } catch (const sqllm::Error &e) {
             py::object errors = py::module_::import("sqllm.formats.errors");
-            py::object cls = errors.attr(exception_class(e.status()));
+            py::object cls = errors.attr("error_for_status")(int(e.status()));
             // A message may quote bytes of the file (a token piece): never fail to decode it.
             const std::string what = e.what();
             py::object message = py::reinterpret_steal<py::object>(

@@ -1,10 +1,11 @@
-// Python view of the runtime: a loaded model (weights, tokenizer) and contexts over it.
+// Python view of the runtime: a loaded model (weights, tokenizer), contexts over it, and the core
+// Generator and scoring functions. Parameters go into the C API's structs and are checked once,
+// by the core.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
-
 #include "bindings.h"
+#include "src/generator.h"
 #include "src/model.h"
 #include "src/sampler.h"
 
@@ -12,7 +13,10 @@ namespace py = pybind11;
 
 namespace {
 
-std::vector<int32_t> to_ids(const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &a) {
+using IdArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+std::vector<int32_t> to_ids(const IdArray &a) {
     if (a.ndim() != 1) throw py::value_error("token ids must be a 1-D sequence");
     return std::vector<int32_t>(a.data(), a.data() + a.size());
 }
@@ -23,7 +27,18 @@ sqllm::KvMethod kv_method_of(const std::string &name) {
     throw py::value_error("kv_method must be 'nuq' or 'uniform', got '" + name + "'");
 }
 
-using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+sqllm::SamplerParams sampler_params(float temperature, int32_t top_k, float top_p, float min_p, float repetition_penalty,
+                                    int32_t repetition_window, uint64_t seed) {
+    sqllm::SamplerParams p;
+    p.temperature = temperature;
+    p.top_k = top_k;
+    p.top_p = top_p;
+    p.min_p = min_p;
+    p.repetition_penalty = repetition_penalty;
+    p.repetition_window = repetition_window;
+    p.seed = seed;
+    return p;
+}
 
 }  // namespace
 
@@ -42,87 +57,98 @@ void register_runtime(py::module_ &m) {
         .def_property_readonly("eos", [](const sqllm::Model &mdl) { return mdl.tokenizer().eos_id(); })
         .def_property_readonly("add_bos", [](const sqllm::Model &mdl) { return mdl.tokenizer().add_bos(); })
         .def_property_readonly("chat_template", [](const sqllm::Model &mdl) { return mdl.chat_template(); })
-        .def("tokenize", [](const sqllm::Model &mdl, const std::string &text, bool add_bos, bool parse_special) {
-            return mdl.tokenizer().encode(text, add_bos, parse_special);
+        .def("tokenize", [](const sqllm::Model &mdl, const py::object &text, bool add_bos, bool parse_special) {
+            return mdl.tokenizer().encode(text_bytes(text), add_bos, parse_special);
         }, py::arg("text"), py::arg("add_bos"), py::arg("parse_special") = true)
-        .def("detokenize", [](const sqllm::Model &mdl, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids, bool skip_special) {
+        .def("detokenize", [](const sqllm::Model &mdl, const IdArray &ids, bool skip_special) {
             std::vector<int32_t> v = to_ids(ids);
             for (int32_t t : v)
                 if (t < 0 || t >= mdl.tokenizer().vocab_size()) throw py::value_error("token id " + std::to_string(t) + " is outside the vocabulary");
             return py::bytes(mdl.tokenizer().decode(v, skip_special));
-        }, py::arg("ids"), py::arg("skip_special") = false)
-        .def("is_end_of_generation", [](const sqllm::Model &mdl, int32_t id) {
-            const sqllm::Tokenizer &t = mdl.tokenizer();
-            return id == t.eos_id() || (id >= 0 && id < t.vocab_size() && t.token_type(id) == sqllm::TOKEN_CONTROL);
-        }, "EOS, or any control token (Qwen's <|im_end|>, <|endoftext|>).")
-        .def("token_to_piece", [](const sqllm::Model &mdl, int32_t id) {
-            if (id < 0 || id >= mdl.tokenizer().vocab_size()) throw py::value_error("token id out of range");
-            return py::bytes(mdl.tokenizer().token_to_piece(id));
-        });
+        }, py::arg("ids"), py::arg("skip_special") = false);
 
+    const sqllm::ContextParams cd = sqllm::default_context_params();
     py::class_<sqllm::Context>(m, "Context", "One sequence over a LoadedModel: KV cache, scratch, threads.")
         .def(py::init([](const sqllm::Model &mdl, int n_ctx, int n_threads, int n_batch, bool kv_f32, int kv_bits,
                          const std::string &kv_method, bool int8) {
-                 if (n_ctx < 0 || n_threads < 0 || n_batch < 1) throw py::value_error("n_ctx >= 0, n_threads >= 0, n_batch >= 1");
                  sqllm::ContextParams p;
                  p.n_ctx = n_ctx;
                  p.n_threads = n_threads;
                  p.n_batch = n_batch;
-                 p.kv_type = kv_f32 ? sqllm::KvType::F32 : sqllm::KvType::F16;
+                 p.kv_fp32 = kv_f32;
                  p.kv_bits = kv_bits;
-                 p.kv_method = kv_method_of(kv_method);
+                 p.kv_method = kv_method_of(kv_method) == sqllm::KvMethod::Uniform ? SQLLM_KV_UNIFORM : SQLLM_KV_NUQ;
                  p.int8 = int8;
                  py::gil_scoped_release release;
                  return std::make_unique<sqllm::Context>(mdl, p);
              }),
-             py::arg("model"), py::arg("n_ctx") = 0, py::arg("n_threads") = 0, py::arg("n_batch") = 64,
-             py::arg("kv_f32") = false, py::arg("kv_bits") = -1, py::arg("kv_method") = "nuq", py::arg("int8") = false,
-             py::keep_alive<1, 2>())
+             py::arg("model"), py::arg("n_ctx") = cd.n_ctx, py::arg("n_threads") = cd.n_threads, py::arg("n_batch") = cd.n_batch,
+             py::arg("kv_f32") = bool(cd.kv_fp32), py::arg("kv_bits") = cd.kv_bits, py::arg("kv_method") = "nuq",
+             py::arg("int8") = bool(cd.int8), py::keep_alive<1, 2>())
         .def_property_readonly("n_past", &sqllm::Context::n_past)
         .def_property_readonly("kv_bits", &sqllm::Context::kv_bits)
         .def_property_readonly("kv_bytes", &sqllm::Context::kv_bytes)
         .def_property_readonly("n_ctx", &sqllm::Context::n_ctx)
         .def_property_readonly("n_threads", &sqllm::Context::n_threads)
         .def("reset", &sqllm::Context::reset)
-        .def("eval", [](sqllm::Context &ctx, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids, bool all_logits) {
+        .def("eval", [](sqllm::Context &ctx, const IdArray &ids, bool all_logits) {
             std::vector<int32_t> v = to_ids(ids);
             if (v.empty()) throw py::value_error("no tokens to evaluate");
             const py::ssize_t vocab = ctx.vocab_size();  // what Context::eval writes per token
             py::array_t<float> out(all_logits ? std::vector<py::ssize_t>{py::ssize_t(v.size()), vocab} : std::vector<py::ssize_t>{vocab});
             float *dst = out.mutable_data();
-            {
-                py::gil_scoped_release release;
-                ctx.eval(v.data(), int32_t(v.size()), dst, all_logits);
-            }
+            py::gil_scoped_release release;
+            ctx.eval(v.data(), int32_t(v.size()), dst, all_logits);
             return out;
         }, py::arg("ids"), py::arg("all_logits"))
-        .def("nll", [](sqllm::Context &ctx, const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &ids) {
-            const int vocab = ctx.vocab_size();
-            // Negative log-likelihood (natural log) of ids[1:] given the prefix, computed batch by
-            // batch so that [n, vocab] logits are never held at once.
+        .def("nll", [](sqllm::Context &ctx, const IdArray &ids) {
             std::vector<int32_t> v = to_ids(ids);
             if (v.size() < 2) throw py::value_error("need at least two tokens");
             py::array_t<double> out(py::ssize_t(v.size() - 1));
-            double *nll = out.mutable_data();
+            double *dst = out.mutable_data();
+            py::gil_scoped_release release;
+            sqllm::token_nll(ctx, v.data(), int32_t(v.size()), dst);
+            return out;
+        }, py::arg("ids"), "NLL of ids[1:] given what the context held and the ids before (sqllm_nll).")
+        .def("text_nll", [](sqllm::Context &ctx, const py::object &text, int window, int max_windows) {
+            const std::string bytes = text_bytes(text);
+            py::gil_scoped_release release;
+            const sqllm::NllSum s = sqllm::text_nll(ctx, bytes, window, max_windows);
+            return std::make_pair(s.nll, s.count);
+        }, py::arg("text"), py::arg("window"), py::arg("max_windows") = 0,
+           "(NLL sum, tokens scored) of a text over its perplexity windows (sqllm_text_nll).");
+
+    const sqllm::SamplerParams sd = sqllm::default_sampler_params();
+    py::class_<sqllm::Generator>(m, "Generator", "Step-by-step generation over a Context (sqllm_generator_*).")
+        .def(py::init([](sqllm::Context &ctx, const py::object &prompt, int max_tokens, float temperature, int top_k, float top_p,
+                         float min_p, float repetition_penalty, int repetition_window, uint64_t seed) {
+                 const std::string bytes = text_bytes(prompt);
+                 const sqllm::SamplerParams p = sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, repetition_window, seed);
+                 py::gil_scoped_release release;
+                 return std::make_unique<sqllm::Generator>(ctx, bytes, max_tokens, p);
+             }),
+             py::arg("ctx"), py::arg("prompt"), py::arg("max_tokens"), py::arg("temperature") = sd.temperature,
+             py::arg("top_k") = sd.top_k, py::arg("top_p") = sd.top_p, py::arg("min_p") = sd.min_p,
+             py::arg("repetition_penalty") = sd.repetition_penalty, py::arg("repetition_window") = sd.repetition_window,
+             py::arg("seed") = sd.seed, py::keep_alive<1, 2>())
+        .def("next", [](sqllm::Generator &g) -> py::object {
+            int32_t token;
             {
                 py::gil_scoped_release release;
-                const size_t chunk = 64;
-                std::vector<float> logits(chunk * size_t(vocab));
-                for (size_t start = 0; start + 1 < v.size(); start += chunk) {
-                    size_t n = std::min(chunk, v.size() - 1 - start);
-                    ctx.eval(v.data() + start, int32_t(n), logits.data(), true);
-                    for (size_t t = 0; t < n; t++) {
-                        const float *row = logits.data() + t * size_t(vocab);
-                        double mx = row[0];
-                        for (int k = 1; k < vocab; k++) mx = std::max(mx, double(row[k]));
-                        double sum = 0.0;
-                        for (int k = 0; k < vocab; k++) sum += std::exp(double(row[k]) - mx);
-                        nll[start + t] = mx + std::log(sum) - double(row[v[start + t + 1]]);
-                    }
-                }
+                token = g.next();
             }
-            return out;
-        }, py::arg("ids"));
+            if (token < 0) return py::none();
+            return py::make_tuple(token, py::bytes(g.piece()));
+        }, "(token, its bytes), or None at the end.")
+        .def_property_readonly("stats", [](const sqllm::Generator &g) {
+            const sqllm::GenerationStats &s = g.stats();
+            py::dict d;
+            d["prompt_tokens"] = s.prompt_tokens;
+            d["generated_tokens"] = s.generated_tokens;
+            d["prompt_seconds"] = s.prompt_seconds;
+            d["decode_seconds"] = s.decode_seconds;
+            return d;
+        });
 
     py::class_<sqllm::QuantKvCache>(m, "QuantKvCache", "The KVQuant cache on its own, to check it against the reference.")
         .def(py::init([](const sqllm::Model &mdl, int n_ctx, int bits, const std::string &method) {
@@ -151,23 +177,17 @@ void register_runtime(py::module_ &m) {
         }, py::arg("layer"), py::arg("pos"))
         .def("bytes_used", &sqllm::QuantKvCache::bytes_used, py::arg("n_tokens"));
 
-    m.def("sample", [](const py::array_t<float, py::array::c_style | py::array::forcecast> &logits,
-                       const py::array_t<int32_t, py::array::c_style | py::array::forcecast> &history, float temperature,
-                       int top_k, float top_p, float min_p, float repetition_penalty, int repetition_window, uint64_t seed) {
-        sqllm::SamplerParams p;
-        p.temperature = temperature;
-        p.top_k = top_k;
-        p.top_p = top_p;
-        p.min_p = min_p;
-        p.repetition_penalty = repetition_penalty;
-        p.repetition_window = repetition_window;
-        p.seed = seed;
-        std::string err = sqllm::validate(p);
-        if (!err.empty()) throw py::value_error(err);
+    m.def("sample", [](const F32Array &logits, const IdArray &history, float temperature, int top_k, float top_p, float min_p,
+                       float repetition_penalty, int repetition_window, uint64_t seed) {
         if (logits.ndim() != 1 || logits.size() == 0) throw py::value_error("logits must be a non-empty 1-D array");
-        return sqllm::Sampler(p).sample(logits.data(), int32_t(logits.size()), to_ids(history));
+        sqllm::Sampler sampler(sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, repetition_window, seed));
+        return sampler.sample(logits.data(), int32_t(logits.size()), to_ids(history));
     }, py::arg("logits"), py::arg("history"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
        py::arg("min_p"), py::arg("repetition_penalty"), py::arg("repetition_window"), py::arg("seed"));
+
+    m.def("perplexity_windows", [](const std::vector<int32_t> &body, int window, int bos) {
+        return sqllm::perplexity_windows(body, window, bos);
+    }, py::arg("body"), py::arg("window"), py::arg("bos"), "The windows sqllm_text_nll scores (bos -1: none).");
 }
 
 }  // namespace sqllm_py

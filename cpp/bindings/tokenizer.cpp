@@ -7,57 +7,43 @@
 
 #include "bindings.h"
 #include "src/tokenizer.h"
+#include "src/tokenizer_metadata.h"
 
 namespace py = pybind11;
 
 namespace {
 
-template <typename T>
-bool read_key(const py::dict &metadata, const char *key, T &out) {
-    if (!metadata.contains(key) || metadata[key].is_none()) return false;
-    try {
-        out = metadata[key].cast<T>();
-    } catch (const py::cast_error &) {
-        throw py::value_error(std::string("tokenizer metadata: ") + key + " has the wrong type");
-    }
-    return true;
-}
+// The tokenizer keys of a metadata dict, for read_tokenizer_metadata; None counts as absent.
+class DictTokenizerKeys {
+public:
+    explicit DictTokenizerKeys(const py::dict &metadata) : metadata_(metadata) {}
+    bool has(const char *key) const { return metadata_.contains(key) && !metadata_[key].is_none(); }
+    [[noreturn]] void fail(const std::string &what) const { throw py::value_error("tokenizer metadata: " + what); }
+    std::string string(const char *key) const { return get<std::string>(key); }
+    std::vector<std::string> strings(const char *key) const { return get<std::vector<std::string>>(key); }
+    std::vector<float> floats(const char *key) const { return get<std::vector<float>>(key); }
+    std::vector<int32_t> ints(const char *key) const { return get<std::vector<int32_t>>(key); }
+    int64_t integer(const char *key) const { return get<int64_t>(key); }
+    bool flag(const char *key) const { return get<bool>(key); }
 
-int32_t read_id(const py::dict &metadata, const char *key) {
-    int64_t id = -1;
-    if (read_key(metadata, key, id) && (id < 0 || id > INT32_MAX))
-        throw py::value_error(std::string("tokenizer metadata: ") + key + " " + std::to_string(id) + " is not a token id");
-    return int32_t(id);
-}
+private:
+    template <typename T>
+    T get(const char *key) const {
+        try {
+            return metadata_[key].cast<T>();
+        } catch (const py::cast_error &) {
+            fail(std::string(key) + " has the wrong type");
+        }
+    }
+    const py::dict &metadata_;
+};
 
 sqllm::Tokenizer from_metadata(const py::dict &metadata) {
-    sqllm::TokenizerData d;
-    if (!read_key(metadata, "tokenizer.ggml.model", d.model)) throw py::value_error("tokenizer metadata: no tokenizer.ggml.model");
-    if (!read_key(metadata, "tokenizer.ggml.tokens", d.tokens)) throw py::value_error("tokenizer metadata: no tokenizer.ggml.tokens");
-    read_key(metadata, "tokenizer.ggml.pre", d.pre);
-    read_key(metadata, "tokenizer.ggml.scores", d.scores);
-    read_key(metadata, "tokenizer.ggml.token_type", d.types);
-    read_key(metadata, "tokenizer.ggml.merges", d.merges);
-    d.bos_id = read_id(metadata, "tokenizer.ggml.bos_token_id");
-    d.eos_id = read_id(metadata, "tokenizer.ggml.eos_token_id");
-    d.unk_id = read_id(metadata, "tokenizer.ggml.unknown_token_id");
-    d.pad_id = read_id(metadata, "tokenizer.ggml.padding_token_id");
-    read_key(metadata, "tokenizer.ggml.add_bos_token", d.add_bos);
-    read_key(metadata, "tokenizer.ggml.add_eos_token", d.add_eos);
-    d.add_space_prefix = d.model == "llama";  // SentencePiece's default, as the .sqf loader has it
-    read_key(metadata, "tokenizer.ggml.add_space_prefix", d.add_space_prefix);
+    DictTokenizerKeys keys(metadata);
     sqllm::Tokenizer t;
     std::string error;
-    if (!sqllm::Tokenizer::build(std::move(d), t, error)) throw py::value_error("tokenizer metadata: " + error);
+    if (!sqllm::Tokenizer::build(sqllm::read_tokenizer_metadata(keys), t, error)) keys.fail(error);
     return t;
-}
-
-// str (UTF-8; lone surrogates from the "surrogateescape" error handler become the bytes they
-// stand for) or bytes, as is.
-std::string text_bytes(const py::object &text) {
-    if (py::isinstance<py::bytes>(text)) return text.cast<std::string>();
-    if (py::isinstance<py::str>(text)) return text.attr("encode")("utf-8", "surrogateescape").cast<std::string>();
-    throw py::type_error("text must be str or bytes");
 }
 
 }  // namespace

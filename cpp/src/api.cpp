@@ -1,10 +1,10 @@
 // The C API (cpp/include/sqllm/sqllm.h): every entry point catches everything and turns it
 // into a status code plus a thread-local message; nothing escapes, nothing aborts.
-#include <chrono>
 #include <cstring>
 #include <new>
 #include <string>
 
+#include "generator.h"
 #include "model.h"
 #include "sampler.h"
 #include "sqf.h"
@@ -17,9 +17,10 @@ struct sqllm_model {
 
 struct sqllm_context {
     std::unique_ptr<sqllm::Context> ctx;
-    const sqllm::Model *model;
-    std::vector<int32_t> history;
-    std::vector<float> logits;
+};
+
+struct sqllm_generator {
+    std::unique_ptr<sqllm::Generator> gen;
 };
 
 namespace {
@@ -66,6 +67,8 @@ void copy_name(char *dst, size_t cap, const std::string &src) {
 }  // namespace
 
 extern "C" {
+
+const char *sqllm_version(void) { return SQLLM_VERSION; }
 
 const char *sqllm_status_string(sqllm_status status) {
     switch (status) {
@@ -251,38 +254,14 @@ sqllm_status sqllm_detokenize(const sqllm_model *model, const int32_t *tokens, s
     });
 }
 
-sqllm_context_params sqllm_context_params_default(void) {
-    sqllm_context_params p;
-    p.n_ctx = 0;
-    p.n_threads = 0;
-    p.n_batch = 64;
-    p.kv_fp32 = 0;
-    p.kv_bits = -1;
-    p.kv_method = SQLLM_KV_NUQ;
-    p.int8 = 0;
-    return p;
-}
+sqllm_context_params sqllm_context_params_default(void) { return sqllm::default_context_params(); }
 
 sqllm_status sqllm_context_create(const sqllm_model *model, const sqllm_context_params *params, sqllm_context **out_ctx) {
     return guarded([&] {
         if (!model || !out_ctx) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_context_create: NULL argument");
         *out_ctx = nullptr;
-        sqllm_context_params p = params ? *params : sqllm_context_params_default();
-        if (p.n_ctx < 0 || p.n_threads < 0 || p.n_batch < 1 || p.n_threads > 1024)
-            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "context parameters out of range (n_ctx >= 0, 0 <= n_threads <= 1024, n_batch >= 1)");
-        sqllm::ContextParams cp;
-        cp.n_ctx = p.n_ctx;
-        cp.n_threads = p.n_threads;
-        cp.n_batch = p.n_batch;
-        cp.kv_type = p.kv_fp32 ? sqllm::KvType::F32 : sqllm::KvType::F16;
-        if (p.kv_method != SQLLM_KV_NUQ && p.kv_method != SQLLM_KV_UNIFORM)
-            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "kv_method must be SQLLM_KV_NUQ or SQLLM_KV_UNIFORM");
-        cp.kv_bits = p.kv_bits;
-        cp.kv_method = p.kv_method == SQLLM_KV_UNIFORM ? sqllm::KvMethod::Uniform : sqllm::KvMethod::Nuq;
-        cp.int8 = p.int8 != 0;
         auto ctx = std::make_unique<sqllm_context>();
-        ctx->model = model->model.get();
-        ctx->ctx = std::make_unique<sqllm::Context>(*model->model, cp);
+        ctx->ctx = std::make_unique<sqllm::Context>(*model->model, params ? *params : sqllm::default_context_params());
         *out_ctx = ctx.release();
         return SQLLM_OK;
     });
@@ -294,7 +273,6 @@ sqllm_status sqllm_context_reset(sqllm_context *ctx) {
     return guarded([&] {
         if (!ctx) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_context_reset: NULL context");
         ctx->ctx->reset();
-        ctx->history.clear();
         return SQLLM_OK;
     });
 }
@@ -309,86 +287,90 @@ sqllm_status sqllm_eval(sqllm_context *ctx, const int32_t *tokens, size_t n, flo
         if (!ctx || !tokens || !out_logits) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_eval: NULL argument");
         if (n == 0 || n > size_t(INT32_MAX)) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_eval: bad token count");
         ctx->ctx->eval(tokens, int32_t(n), out_logits, all_logits != 0);
-        ctx->history.insert(ctx->history.end(), tokens, tokens + n);
         return SQLLM_OK;
     });
 }
 
-sqllm_sampler_params sqllm_sampler_params_default(void) {
-    sqllm::SamplerParams d;
-    sqllm_sampler_params p;
-    p.temperature = d.temperature;
-    p.top_k = d.top_k;
-    p.top_p = d.top_p;
-    p.min_p = d.min_p;
-    p.repetition_penalty = d.repetition_penalty;
-    p.repetition_window = d.repetition_window;
-    p.seed = d.seed;
-    return p;
+sqllm_status sqllm_nll(sqllm_context *ctx, const int32_t *tokens, size_t n, double *out_nll) {
+    return guarded([&] {
+        if (!ctx || !tokens || !out_nll) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_nll: NULL argument");
+        if (n < 2 || n > size_t(INT32_MAX)) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_nll: needs at least two tokens");
+        sqllm::token_nll(*ctx->ctx, tokens, int32_t(n), out_nll);
+        return SQLLM_OK;
+    });
 }
 
-static sqllm::SamplerParams to_sampler(const sqllm_sampler_params &p) {
-    sqllm::SamplerParams s;
-    s.temperature = p.temperature;
-    s.top_k = p.top_k;
-    s.top_p = p.top_p;
-    s.min_p = p.min_p;
-    s.repetition_penalty = p.repetition_penalty;
-    s.repetition_window = p.repetition_window;
-    s.seed = p.seed;
-    std::string err = sqllm::validate(s);
-    if (!err.empty()) throw sqllm::Error(SQLLM_ERR_INVALID_ARGUMENT, "sampler: " + err);
-    return s;
+sqllm_status sqllm_text_nll(sqllm_context *ctx, const char *text, size_t length, int32_t window, int32_t max_windows,
+                            double *out_nll, int64_t *out_count) {
+    return guarded([&] {
+        if (!ctx || (!text && length) || !out_nll || !out_count) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_text_nll: NULL argument");
+        const sqllm::NllSum sum = sqllm::text_nll(*ctx->ctx, std::string_view(text ? text : "", length), window, max_windows);
+        *out_nll = sum.nll;
+        *out_count = sum.count;
+        return SQLLM_OK;
+    });
 }
+
+sqllm_sampler_params sqllm_sampler_params_default(void) { return sqllm::default_sampler_params(); }
 
 sqllm_status sqllm_sample(const sqllm_sampler_params *params, const float *logits, int32_t vocab,
                           const int32_t *history, size_t n_history, int32_t *out_token) {
     return guarded([&] {
         if (!params || !logits || vocab <= 0 || (!history && n_history) || !out_token)
             return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_sample: bad argument");
-        sqllm::Sampler sampler(to_sampler(*params));
+        sqllm::Sampler sampler(*params);
         *out_token = sampler.sample(logits, vocab, std::vector<int32_t>(history, history + n_history));
         return SQLLM_OK;
     });
 }
 
+static sqllm_generate_stats to_c(const sqllm::GenerationStats &s) {
+    return {s.prompt_tokens, s.generated_tokens, s.prompt_seconds, s.decode_seconds};
+}
+
+sqllm_status sqllm_generator_create(sqllm_context *ctx, const char *prompt, size_t prompt_length, int32_t max_tokens,
+                                    const sqllm_sampler_params *params, sqllm_generator **out_gen) {
+    return guarded([&] {
+        if (!ctx || (!prompt && prompt_length) || !out_gen) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_generator_create: NULL argument");
+        *out_gen = nullptr;
+        auto gen = std::make_unique<sqllm_generator>();
+        gen->gen = std::make_unique<sqllm::Generator>(*ctx->ctx, std::string_view(prompt ? prompt : "", prompt_length), max_tokens,
+                                                      params ? *params : sqllm::default_sampler_params());
+        *out_gen = gen.release();
+        return SQLLM_OK;
+    });
+}
+
+sqllm_status sqllm_generator_next(sqllm_generator *gen, int32_t *out_token, const char **out_piece, size_t *out_length) {
+    return guarded([&] {
+        if (!gen || !out_token) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_generator_next: NULL argument");
+        *out_token = gen->gen->next();
+        if (out_piece) *out_piece = gen->gen->piece().data();
+        if (out_length) *out_length = gen->gen->piece().size();
+        return SQLLM_OK;
+    });
+}
+
+sqllm_status sqllm_generator_stats(const sqllm_generator *gen, sqllm_generate_stats *out_stats) {
+    return guarded([&] {
+        if (!gen || !out_stats) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_generator_stats: NULL argument");
+        *out_stats = to_c(gen->gen->stats());
+        return SQLLM_OK;
+    });
+}
+
+void sqllm_generator_free(sqllm_generator *gen) { delete gen; }
+
 sqllm_status sqllm_generate(sqllm_context *ctx, const char *prompt, size_t prompt_length, int32_t max_tokens,
                             const sqllm_sampler_params *params, sqllm_token_callback callback, void *user_data,
                             sqllm_generate_stats *out_stats) {
     return guarded([&] {
-        if (!ctx || (!prompt && prompt_length) || max_tokens < 0)
-            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_generate: bad argument");
-        sqllm_sampler_params sp = params ? *params : sqllm_sampler_params_default();
-        sqllm::Sampler sampler(to_sampler(sp));
-        const sqllm::Tokenizer &tok = ctx->model->tokenizer();
-        const int32_t vocab = int32_t(ctx->model->config().vocab_size);
-        using clock = std::chrono::steady_clock;
-        sqllm_generate_stats stats{};
-        std::vector<int32_t> ids = tok.encode(std::string_view(prompt ? prompt : "", prompt_length),
-                                              ctx->ctx->n_past() == 0 && tok.add_bos(), true);
-        if (ids.empty()) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_generate: the prompt is empty and the model has no BOS token");
-        if (int64_t(ctx->ctx->n_past()) + int64_t(ids.size()) > ctx->ctx->n_ctx())
-            return set_error(SQLLM_ERR_INVALID_ARGUMENT, "the prompt (" + std::to_string(ids.size()) + " tokens) does not fit in the context (" +
-                                                             std::to_string(ctx->ctx->n_ctx() - ctx->ctx->n_past()) + " positions left)");
-        ctx->logits.resize(size_t(vocab));
-        auto t0 = clock::now();
-        ctx->ctx->eval(ids.data(), int32_t(ids.size()), ctx->logits.data(), false);
-        ctx->history.insert(ctx->history.end(), ids.begin(), ids.end());
-        auto t1 = clock::now();
-        stats.prompt_tokens = int32_t(ids.size());
-        stats.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
-        for (int32_t i = 0; i < max_tokens; i++) {
-            int32_t next = sampler.sample(ctx->logits.data(), vocab, ctx->history);
-            if (next == tok.eos_id() || tok.token_type(next) == sqllm::TOKEN_CONTROL) break;  // end of generation
-            stats.generated_tokens++;
-            std::string piece = tok.token_to_piece(next);
-            if (callback && callback(next, piece.data(), piece.size(), user_data)) break;
-            if (ctx->ctx->n_past() >= ctx->ctx->n_ctx()) break;
-            ctx->ctx->eval(&next, 1, ctx->logits.data(), false);
-            ctx->history.push_back(next);
-        }
-        stats.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
-        if (out_stats) *out_stats = stats;
+        if (!ctx || (!prompt && prompt_length)) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_generate: NULL argument");
+        sqllm::Generator gen(*ctx->ctx, std::string_view(prompt ? prompt : "", prompt_length), max_tokens,
+                             params ? *params : sqllm::default_sampler_params());
+        for (int32_t token; (token = gen.next()) >= 0;)
+            if (callback && callback(token, gen.piece().data(), gen.piece().size(), user_data)) break;
+        if (out_stats) *out_stats = to_c(gen.stats());
         return SQLLM_OK;
     });
 }

@@ -6,6 +6,7 @@
 
 #include "kernels/fp16.h"
 #include "kernels/ops.h"
+#include "tokenizer_metadata.h"
 
 namespace sqllm {
 namespace {
@@ -63,50 +64,46 @@ Matrix make_matrix(const SqfFile &f, const std::string &name, const std::string 
     return m;
 }
 
-TokenizerData tokenizer_data(const SqfFile &f) {
-    TokenizerData d;
-    auto str = [&](const char *key) -> std::string {
-        const MetaEntry *e = f.find_meta(key);
-        return e && e->type == format::VT_STRING ? std::string(e->strings[0]) : std::string();
-    };
-    auto strings = [&](const char *key) {
-        std::vector<std::string> out;
-        const MetaEntry *e = f.find_meta(key);
-        if (e && e->type == format::VT_ARRAY && e->item_type == format::VT_STRING)
-            for (auto s : e->strings) out.emplace_back(s);
+// The tokenizer keys of an .sqf file, for read_tokenizer_metadata.
+class FileTokenizerKeys {
+public:
+    explicit FileTokenizerKeys(const SqfFile &f) : f_(f) {}
+    bool has(const char *key) const { return f_.find_meta(key) != nullptr; }
+    [[noreturn]] void fail(const std::string &what) const { throw Error(SQLLM_ERR_FORMAT, f_.path() + ": tokenizer: " + what); }
+    std::string string(const char *key) const { return std::string(entry(key, format::VT_STRING).strings[0]); }
+    std::vector<std::string> strings(const char *key) const {
+        const MetaEntry &e = array(key, format::VT_STRING);
+        return std::vector<std::string>(e.strings.begin(), e.strings.end());
+    }
+    std::vector<float> floats(const char *key) const { return items<float>(array(key, format::VT_FLOAT32)); }
+    std::vector<int32_t> ints(const char *key) const { return items<int32_t>(array(key, format::VT_INT32)); }
+    int64_t integer(const char *key) const {
+        const format::ValueType t = f_.find_meta(key)->type;
+        if (t == format::VT_STRING || t == format::VT_ARRAY || t == format::VT_BOOL || t == format::VT_FLOAT32 || t == format::VT_FLOAT64)
+            fail(std::string(key) + " has the wrong type");
+        return f_.meta_int(key);
+    }
+    bool flag(const char *key) const { return entry(key, format::VT_BOOL).raw[0] != 0; }
+
+private:
+    const MetaEntry &entry(const char *key, format::ValueType type) const {
+        const MetaEntry &e = *f_.find_meta(key);
+        if (e.type != type) fail(std::string(key) + " has the wrong type");
+        return e;
+    }
+    const MetaEntry &array(const char *key, format::ValueType item) const {
+        const MetaEntry &e = entry(key, format::VT_ARRAY);
+        if (e.item_type != item) fail(std::string(key) + " has the wrong item type");
+        return e;
+    }
+    template <typename T>
+    static std::vector<T> items(const MetaEntry &e) {
+        std::vector<T> out(e.count);
+        if (e.count) std::memcpy(out.data(), e.raw, e.count * sizeof(T));
         return out;
-    };
-    auto id = [&](const char *key) -> int32_t {
-        const MetaEntry *e = f.find_meta(key);
-        if (!e) return -1;
-        int64_t v = f.meta_int(key);
-        return v >= 0 && v < (int64_t(1) << 31) ? int32_t(v) : -1;
-    };
-    auto flag = [&](const char *key, bool dflt) {
-        const MetaEntry *e = f.find_meta(key);
-        return e && e->type == format::VT_BOOL ? e->raw[0] != 0 : dflt;
-    };
-    d.model = str("tokenizer.ggml.model");
-    d.pre = str("tokenizer.ggml.pre");
-    d.tokens = strings("tokenizer.ggml.tokens");
-    d.merges = strings("tokenizer.ggml.merges");
-    if (const MetaEntry *e = f.find_meta("tokenizer.ggml.scores"); e && e->type == format::VT_ARRAY && e->item_type == format::VT_FLOAT32) {
-        d.scores.resize(e->count);
-        std::memcpy(d.scores.data(), e->raw, e->count * 4);
     }
-    if (const MetaEntry *e = f.find_meta("tokenizer.ggml.token_type"); e && e->type == format::VT_ARRAY && e->item_type == format::VT_INT32) {
-        d.types.resize(e->count);
-        std::memcpy(d.types.data(), e->raw, e->count * 4);
-    }
-    d.bos_id = id("tokenizer.ggml.bos_token_id");
-    d.eos_id = id("tokenizer.ggml.eos_token_id");
-    d.unk_id = id("tokenizer.ggml.unknown_token_id");
-    d.pad_id = id("tokenizer.ggml.padding_token_id");
-    d.add_bos = flag("tokenizer.ggml.add_bos_token", false);
-    d.add_eos = flag("tokenizer.ggml.add_eos_token", false);
-    d.add_space_prefix = flag("tokenizer.ggml.add_space_prefix", d.model == "llama");
-    return d;
-}
+    const SqfFile &f_;
+};
 
 void rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out) {
     double ss = 0.0;
@@ -123,12 +120,13 @@ std::unique_ptr<Model> Model::load(const std::string &path, bool verify_checksum
     const SqfFile &f = *m->file_;
     const ModelConfig &c = f.config();
     std::string error;
-    if (!Tokenizer::build(tokenizer_data(f), m->tokenizer_, error))
+    FileTokenizerKeys keys(f);
+    if (!Tokenizer::build(read_tokenizer_metadata(keys), m->tokenizer_, error))
         throw Error(SQLLM_ERR_FORMAT, path + ": tokenizer: " + error);
     if (m->tokenizer_.vocab_size() != int32_t(c.vocab_size))
         throw Error(SQLLM_ERR_FORMAT, path + ": the tokenizer has " + std::to_string(m->tokenizer_.vocab_size()) +
                                           " tokens, the model " + std::to_string(c.vocab_size));
-    if (const MetaEntry *e = f.find_meta("tokenizer.chat_template"); e && e->type == format::VT_STRING)
+    if (const MetaEntry *e = f.find_meta(format::KEY_CHAT_TEMPLATE); e && e->type == format::VT_STRING)
         m->chat_template_ = std::string(e->strings[0]);
     m->embed_ = make_matrix(f, "model.embed_tokens.weight", "");
     m->final_norm_ = to_f32(*f.find_tensor("model.norm.weight"));
@@ -219,23 +217,47 @@ void Model::prepare_int8() const {
     });
 }
 
+ContextParams default_context_params() {
+    ContextParams p;
+    p.n_ctx = 0;
+    p.n_threads = 0;
+    p.n_batch = 64;
+    p.kv_fp32 = 0;
+    p.kv_bits = -1;
+    p.kv_method = SQLLM_KV_NUQ;
+    p.int8 = 0;
+    return p;
+}
+
+namespace {
+
+const ContextParams &checked(const ContextParams &p) {
+    auto fail = [](const std::string &what) { throw Error(SQLLM_ERR_INVALID_ARGUMENT, "context: " + what); };
+    if (p.n_ctx < 0) fail("n_ctx must be >= 0 (0: the model's context length), got " + std::to_string(p.n_ctx));
+    if (p.n_threads < 0 || p.n_threads > 1024) fail("n_threads must be in [0, 1024] (0: all cores), got " + std::to_string(p.n_threads));
+    if (p.n_batch < 1) fail("n_batch must be >= 1, got " + std::to_string(p.n_batch));
+    if (p.kv_bits != -1 && p.kv_bits != 0 && (p.kv_bits < 2 || p.kv_bits > 4))
+        fail("KV-cache bits must be -1 (the file's choice), 0 (none), 2, 3 or 4; got " + std::to_string(p.kv_bits));
+    if (p.kv_method != SQLLM_KV_NUQ && p.kv_method != SQLLM_KV_UNIFORM) fail("kv_method must be SQLLM_KV_NUQ or SQLLM_KV_UNIFORM");
+    return p;
+}
+
+}  // namespace
+
 Context::Context(const Model &model, const ContextParams &params)
-    : model_(model), params_(params), pool_(params.n_threads > 0 ? params.n_threads : ThreadPool::default_threads()) {
+    : model_(model), params_(checked(params)), pool_(params.n_threads > 0 ? params.n_threads : ThreadPool::default_threads()) {
     const ModelConfig &c = model.config();
     n_ctx_ = params.n_ctx > 0 ? params.n_ctx : int32_t(c.context_length);
-    if (params.n_batch < 1) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "n_batch must be >= 1");
-    if (n_ctx_ < 1) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "n_ctx must be >= 1");
+    const KvMethod method = params.kv_method == SQLLM_KV_UNIFORM ? KvMethod::Uniform : KvMethod::Nuq;
     size_t kv = size_t(c.num_layers) * size_t(n_ctx_) * c.num_kv_heads * c.head_dim;
     const KvCalibration &cal = model.file().kv_calibration();
     const int kv_bits = params.kv_bits == -1 ? (cal.present ? int(cal.bits) : 0) : params.kv_bits;
-    if (params.kv_bits == -1 && !cal.present && params.kv_method == KvMethod::Uniform)
+    if (params.kv_bits == -1 && !cal.present && method == KvMethod::Uniform)
         throw Error(SQLLM_ERR_INVALID_ARGUMENT, model.file().path() + ": the file has no KV-cache calibration, so the "
                                                 "uniform KV cache needs its width given (kv_bits 2, 3 or 4)");
-    if (kv_bits != 0 && (kv_bits < 2 || kv_bits > 4))
-        throw Error(SQLLM_ERR_INVALID_ARGUMENT, "KV-cache bits must be -1 (the file's choice), 0 (none), 2, 3 or 4; got " + std::to_string(params.kv_bits));
     if (kv_bits) {
-        qkv_ = std::make_unique<QuantKvCache>(model.file(), n_ctx_, kv_bits, params.kv_method);
-    } else if (params.kv_type == KvType::F16) {
+        qkv_ = std::make_unique<QuantKvCache>(model.file(), n_ctx_, kv_bits, method);
+    } else if (!params.kv_fp32) {
         k16_.resize(kv);
         v16_.resize(kv);
     } else {
@@ -305,7 +327,7 @@ void Context::update_rope_frequencies(int32_t seq_len) {
 uint64_t Context::kv_bytes() const {
     if (qkv_) return qkv_->bytes_used(n_past_);
     const ModelConfig &c = model_.config();
-    return uint64_t(n_past_) * c.num_layers * c.num_kv_heads * c.head_dim * 2 * (params_.kv_type == KvType::F16 ? 2 : 4);
+    return uint64_t(n_past_) * c.num_layers * c.num_kv_heads * c.head_dim * 2 * (!params_.kv_fp32 ? 2 : 4);
 }
 
 void Context::rotate(const float *in, float *out, int32_t pos) const {
@@ -353,7 +375,7 @@ void Context::store_kv(size_t layer, int32_t n) {
     const ModelConfig &c = model_.config();
     const size_t kv_row = size_t(c.num_kv_heads) * c.head_dim;
     const size_t base = (layer * size_t(n_ctx_) + size_t(n_past_)) * kv_row, count = size_t(n) * kv_row;
-    if (params_.kv_type == KvType::F16) {
+    if (!params_.kv_fp32) {
         kernels::fp32_to_fp16_array(k_.data(), k16_.data() + base, int64_t(count));
         kernels::fp32_to_fp16_array(v_.data(), v16_.data() + base, int64_t(count));
     } else {
@@ -390,7 +412,7 @@ void Context::attention(int layer, int32_t n) {
             float *row = out + size_t(j - b0) * D;
             const size_t off = layer_off + size_t(j) * kv_row + size_t(g) * D;
             if (!qkv_) {
-                if (params_.kv_type == KvType::F16) kt.fp16_to_fp32((keys ? k16_ : v16_).data() + off, row, D);
+                if (!params_.kv_fp32) kt.fp16_to_fp32((keys ? k16_ : v16_).data() + off, row, D);
                 else std::copy_n((keys ? k32_ : v32_).data() + off, D, row);
             } else if (!keys) {
                 qkv_->value(layer, j, g, row);
@@ -475,6 +497,7 @@ void Context::eval(const int32_t *tokens, int32_t n, float *logits, bool all_log
         bool last = done + m == n;
         float *out = all_logits ? logits + size_t(done) * vocab : (last ? logits : nullptr);
         forward_batch(tokens + done, m, out, all_logits);
+        tokens_.insert(tokens_.end(), tokens + done, tokens + done + m);
     }
     model_.file().check_unchanged();  // the weights read during this call were the file's
 }

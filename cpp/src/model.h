@@ -68,18 +68,11 @@ private:
     std::string chat_template_;
 };
 
-enum class KvType { F16, F32 };
+// The parameters are the C API's struct (sqllm.h documents each field), used as they are; the
+// Context constructor is the one place that checks them.
+using ContextParams = sqllm_context_params;
 
-struct ContextParams {
-    int32_t n_ctx = 0;      // 0: the model's context length
-    int32_t n_threads = 0;  // 0: all cores
-    int32_t n_batch = 64;   // prompt tokens per forward batch
-    KvType kv_type = KvType::F16;  // of the cache when it is not quantized
-    int kv_bits = 0;                // 2..4: KVQuant cache (SPEC §7); 0: none; -1: the file's choice
-    KvMethod kv_method = KvMethod::Nuq;
-    // Quantized linears with int8 activations and LUTs (lut_matvec_q8.h) where supported.
-    bool int8 = false;
-};
+ContextParams default_context_params();
 
 // The state of one sequence: KV cache, scratch buffers, thread pool. One thread at a time per
 // context; several contexts may share one Model from different threads.
@@ -91,7 +84,12 @@ public:
     int32_t n_ctx() const { return n_ctx_; }
     int32_t n_past() const { return n_past_; }
     int32_t n_threads() const { return pool_.size(); }
-    void reset() { n_past_ = 0; }
+    // The tokens of the sequence, n_past() of them (what the repetition penalty looks at).
+    const std::vector<int32_t> &tokens() const { return tokens_; }
+    void reset() {
+        n_past_ = 0;
+        tokens_.clear();
+    }
     int kv_bits() const { return qkv_ ? qkv_->bits() : 0; }
     // Bytes the KV cache holds for the current sequence.
     uint64_t kv_bytes() const;
@@ -112,6 +110,7 @@ private:
 
     const Model &model_;
     ContextParams params_;
+    std::vector<int32_t> tokens_;
     int32_t n_ctx_;
     int32_t n_past_ = 0;
     ThreadPool pool_;

@@ -2,18 +2,34 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
+#include <string>
 #include <unordered_set>
+
+#include "sqf.h"
 
 namespace sqllm {
 
-std::string validate(const SamplerParams &p) {
-    if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) return "temperature must be a finite number >= 0";
-    if (p.top_k < 0) return "top-k must be >= 0";
-    if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return "top-p must be in (0, 1]";
-    if (!(p.min_p >= 0.0f && p.min_p < 1.0f)) return "min-p must be in [0, 1)";
-    if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty)) return "repetition penalty must be a finite number > 0";
-    if (p.repetition_window < 0) return "repetition window must be >= 0";
-    return "";
+SamplerParams default_sampler_params() {
+    SamplerParams p;
+    p.temperature = 0.8f;
+    p.top_k = 40;
+    p.top_p = 0.95f;
+    p.min_p = 0.05f;
+    p.repetition_penalty = 1.0f;
+    p.repetition_window = 64;
+    p.seed = 0;
+    return p;
+}
+
+Sampler::Sampler(const SamplerParams &p) : params_(p) {
+    auto fail = [](const char *what) { throw Error(SQLLM_ERR_INVALID_ARGUMENT, std::string("sampler: ") + what); };
+    if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) fail("temperature must be a finite number >= 0");
+    if (p.top_k < 0) fail("top-k must be >= 0");
+    if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) fail("top-p must be in (0, 1]");
+    if (!(p.min_p >= 0.0f && p.min_p < 1.0f)) fail("min-p must be in [0, 1)");
+    if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty)) fail("repetition penalty must be a finite number > 0");
+    if (p.repetition_window < 0) fail("repetition window must be >= 0");
 }
 
 int32_t Sampler::sample(const float *logits, int32_t vocab, const std::vector<int32_t> &history) {

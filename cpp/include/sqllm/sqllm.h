@@ -19,6 +19,14 @@ extern "C" {
 
 #define SQLLM_API_VERSION 1
 
+/* Every function of this header is exported from libsqllm; nothing else is (the library is
+ * built with hidden visibility and SQLLM_BUILD defined). */
+#if defined(SQLLM_BUILD) && (defined(__GNUC__) || defined(__clang__))
+#define SQLLM_API __attribute__((visibility("default")))
+#else
+#define SQLLM_API
+#endif
+
 typedef enum sqllm_status {
     SQLLM_OK = 0,
     SQLLM_ERR_INVALID_ARGUMENT = 1, /* a NULL pointer, an out-of-range index or option */
@@ -32,12 +40,16 @@ typedef enum sqllm_status {
     SQLLM_ERR_INTERNAL = 9
 } sqllm_status;
 
+/* The library's version, "MAJOR.MINOR.PATCH" (the project version of CMakeLists.txt, which the
+ * Python package reports as sqllm.__version__ and writes into every .sqf it makes). */
+SQLLM_API const char *sqllm_version(void);
+
 /* A short, static description of a status code ("format error", ...). */
-const char *sqllm_status_string(sqllm_status status);
+SQLLM_API const char *sqllm_status_string(sqllm_status status);
 
 /* The message of the last failure on the calling thread ("" if none). Valid until the next
  * sqllm call on this thread. */
-const char *sqllm_last_error(void);
+SQLLM_API const char *sqllm_last_error(void);
 
 typedef struct sqllm_model sqllm_model;
 
@@ -45,11 +57,11 @@ typedef struct sqllm_load_params {
     int verify_checksums; /* non-zero: check every tensor's CRC-32 (reads the whole file) */
 } sqllm_load_params;
 
-sqllm_load_params sqllm_load_params_default(void);
+SQLLM_API sqllm_load_params sqllm_load_params_default(void);
 
 /* Map and validate a .sqf file. On success *out_model owns the mapping. params may be NULL. */
-sqllm_status sqllm_model_load(const char *path, const sqllm_load_params *params, sqllm_model **out_model);
-void sqllm_model_free(sqllm_model *model);
+SQLLM_API sqllm_status sqllm_model_load(const char *path, const sqllm_load_params *params, sqllm_model **out_model);
+SQLLM_API void sqllm_model_free(sqllm_model *model);
 
 /* Model configuration (formats/SPEC.md §3). */
 typedef struct sqllm_model_config {
@@ -74,7 +86,7 @@ typedef struct sqllm_model_config {
     uint32_t sliding_window;
 } sqllm_model_config;
 
-sqllm_status sqllm_model_get_config(const sqllm_model *model, sqllm_model_config *out_config);
+SQLLM_API sqllm_status sqllm_model_get_config(const sqllm_model *model, sqllm_model_config *out_config);
 
 /* Metadata: keys are enumerated by index; scalar values are read by key. */
 typedef enum sqllm_value_type {
@@ -84,16 +96,16 @@ typedef enum sqllm_value_type {
     SQLLM_TYPE_FLOAT64 = 12
 } sqllm_value_type;
 
-size_t sqllm_model_meta_count(const sqllm_model *model);
+SQLLM_API size_t sqllm_model_meta_count(const sqllm_model *model);
 /* Key i; *out_type is its value type, *out_count the array length (1 for scalars). */
-sqllm_status sqllm_model_meta_key(const sqllm_model *model, size_t index, const char **out_key,
+SQLLM_API sqllm_status sqllm_model_meta_key(const sqllm_model *model, size_t index, const char **out_key,
                                   sqllm_value_type *out_type, uint64_t *out_count);
 /* Integer scalars (any integer type or BOOL), widened. */
-sqllm_status sqllm_model_meta_int(const sqllm_model *model, const char *key, int64_t *out_value);
+SQLLM_API sqllm_status sqllm_model_meta_int(const sqllm_model *model, const char *key, int64_t *out_value);
 /* FLOAT32/FLOAT64 scalars. */
-sqllm_status sqllm_model_meta_float(const sqllm_model *model, const char *key, double *out_value);
+SQLLM_API sqllm_status sqllm_model_meta_float(const sqllm_model *model, const char *key, double *out_value);
 /* A STRING scalar: a pointer into the mapped file (not NUL-terminated) and its length. */
-sqllm_status sqllm_model_meta_string(const sqllm_model *model, const char *key, const char **out_data,
+SQLLM_API sqllm_status sqllm_model_meta_string(const sqllm_model *model, const char *key, const char **out_data,
                                      size_t *out_length);
 
 /* Tensors. */
@@ -114,9 +126,9 @@ typedef struct sqllm_tensor_info {
     const void *data;       /* into the read-only mapping */
 } sqllm_tensor_info;
 
-size_t sqllm_model_tensor_count(const sqllm_model *model);
-sqllm_status sqllm_model_tensor(const sqllm_model *model, size_t index, sqllm_tensor_info *out_info);
-sqllm_status sqllm_model_find_tensor(const sqllm_model *model, const char *name, sqllm_tensor_info *out_info);
+SQLLM_API size_t sqllm_model_tensor_count(const sqllm_model *model);
+SQLLM_API sqllm_status sqllm_model_tensor(const sqllm_model *model, size_t index, sqllm_tensor_info *out_info);
+SQLLM_API sqllm_status sqllm_model_find_tensor(const sqllm_model *model, const char *name, sqllm_tensor_info *out_info);
 
 /* Quantized linears (formats/SPEC.md §4). */
 typedef struct sqllm_linear_info {
@@ -128,22 +140,22 @@ typedef struct sqllm_linear_info {
     uint64_t nnz;           /* 0 without a sparse part */
 } sqllm_linear_info;
 
-size_t sqllm_model_linear_count(const sqllm_model *model);
-sqllm_status sqllm_model_linear(const sqllm_model *model, size_t index, sqllm_linear_info *out_info);
+SQLLM_API size_t sqllm_model_linear_count(const sqllm_model *model);
+SQLLM_API sqllm_status sqllm_model_linear(const sqllm_model *model, size_t index, sqllm_linear_info *out_info);
 
 /* ---- Tokenizer (the model's own, from its metadata) ----------------------------------- */
 
-int32_t sqllm_model_vocab_size(const sqllm_model *model);
-int32_t sqllm_model_bos(const sqllm_model *model); /* -1 if the model has none */
-int32_t sqllm_model_eos(const sqllm_model *model); /* -1 if the model has none */
+SQLLM_API int32_t sqllm_model_vocab_size(const sqllm_model *model);
+SQLLM_API int32_t sqllm_model_bos(const sqllm_model *model); /* -1 if the model has none */
+SQLLM_API int32_t sqllm_model_eos(const sqllm_model *model); /* -1 if the model has none */
 
 /* Tokenize text[0..length). Writes at most `capacity` ids; *out_count is the number the text
  * needs, so a call with capacity 0 measures. Returns SQLLM_ERR_INVALID_ARGUMENT when the
  * buffer is too small. */
-sqllm_status sqllm_tokenize(const sqllm_model *model, const char *text, size_t length, int add_bos,
+SQLLM_API sqllm_status sqllm_tokenize(const sqllm_model *model, const char *text, size_t length, int add_bos,
                             int parse_special, int32_t *out_tokens, size_t capacity, size_t *out_count);
 /* The bytes of tokens (special tokens skipped when skip_special), same capacity rule. */
-sqllm_status sqllm_detokenize(const sqllm_model *model, const int32_t *tokens, size_t n_tokens, int skip_special,
+SQLLM_API sqllm_status sqllm_detokenize(const sqllm_model *model, const int32_t *tokens, size_t n_tokens, int skip_special,
                               char *out_text, size_t capacity, size_t *out_length);
 
 /* ---- Contexts: one sequence each; several may share one model from different threads ---- */
@@ -166,21 +178,35 @@ typedef struct sqllm_context_params {
 
 enum { SQLLM_KV_NUQ = 0, SQLLM_KV_UNIFORM = 1 };
 
-sqllm_context_params sqllm_context_params_default(void);
-sqllm_status sqllm_context_create(const sqllm_model *model, const sqllm_context_params *params, sqllm_context **out_ctx);
-void sqllm_context_free(sqllm_context *ctx);
+SQLLM_API sqllm_context_params sqllm_context_params_default(void);
+SQLLM_API sqllm_status sqllm_context_create(const sqllm_model *model, const sqllm_context_params *params, sqllm_context **out_ctx);
+SQLLM_API void sqllm_context_free(sqllm_context *ctx);
 /* Forget the sequence (the KV cache is reused). */
-sqllm_status sqllm_context_reset(sqllm_context *ctx);
-int32_t sqllm_context_n_past(const sqllm_context *ctx);
-int32_t sqllm_context_n_ctx(const sqllm_context *ctx);
+SQLLM_API sqllm_status sqllm_context_reset(sqllm_context *ctx);
+SQLLM_API int32_t sqllm_context_n_past(const sqllm_context *ctx);
+SQLLM_API int32_t sqllm_context_n_ctx(const sqllm_context *ctx);
 /* Bits per KV-cache entry when the cache is quantized, else 0. */
-int32_t sqllm_context_kv_bits(const sqllm_context *ctx);
+SQLLM_API int32_t sqllm_context_kv_bits(const sqllm_context *ctx);
 /* Bytes the KV cache holds for the current sequence (codes, scales, outliers, sink). */
-uint64_t sqllm_context_kv_bytes(const sqllm_context *ctx);
+SQLLM_API uint64_t sqllm_context_kv_bytes(const sqllm_context *ctx);
 
 /* Append n tokens to the sequence and compute logits: [n][vocab] when all_logits, else the
  * last token's [vocab]. Fails cleanly (nothing appended) if the context would overflow. */
-sqllm_status sqllm_eval(sqllm_context *ctx, const int32_t *tokens, size_t n, float *out_logits, int all_logits);
+SQLLM_API sqllm_status sqllm_eval(sqllm_context *ctx, const int32_t *tokens, size_t n, float *out_logits, int all_logits);
+
+/* ---- Scoring ----------------------------------------------------------------------------- */
+
+/* Append n >= 2 tokens to the sequence and write out_nll[n - 1]: out_nll[i] is the negative
+ * log-likelihood (natural log) of tokens[i + 1] given what the context held and tokens[0..i]. */
+SQLLM_API sqllm_status sqllm_nll(sqllm_context *ctx, const int32_t *tokens, size_t n, double *out_nll);
+
+/* The NLL of a text as `sqrun --perplexity` scores it: its tokens (without BOS) cut into
+ * windows of `window` tokens, each BOS (when the model adds one) followed by the next
+ * window - 1 tokens, each window evaluated from an empty context (the context is reset), every
+ * token after a window's first scored. max_windows 0: all. *out_nll is the sum over the
+ * *out_count scored tokens: perplexity = exp(*out_nll / *out_count). */
+SQLLM_API sqllm_status sqllm_text_nll(sqllm_context *ctx, const char *text, size_t length, int32_t window, int32_t max_windows,
+                            double *out_nll, int64_t *out_count);
 
 /* ---- Sampling and generation ------------------------------------------------------------ */
 
@@ -194,11 +220,11 @@ typedef struct sqllm_sampler_params {
     uint64_t seed;
 } sqllm_sampler_params;
 
-sqllm_sampler_params sqllm_sampler_params_default(void);
+SQLLM_API sqllm_sampler_params sqllm_sampler_params_default(void);
 
 /* Pick a token from logits[vocab] given the sequence so far (for the repetition penalty). The
  * draw is a function of the seed and the history length, so a seeded run is reproducible. */
-sqllm_status sqllm_sample(const sqllm_sampler_params *params, const float *logits, int32_t vocab,
+SQLLM_API sqllm_status sqllm_sample(const sqllm_sampler_params *params, const float *logits, int32_t vocab,
                           const int32_t *history, size_t n_history, int32_t *out_token);
 
 /* Called with each generated token and its bytes (which may end inside a UTF-8 character);
@@ -212,9 +238,25 @@ typedef struct sqllm_generate_stats {
     double decode_seconds;
 } sqllm_generate_stats;
 
-/* Tokenize the prompt (with the model's BOS rule), evaluate it after what the context already
- * holds, then sample up to max_tokens tokens, stopping at EOS or when the callback says so. */
-sqllm_status sqllm_generate(sqllm_context *ctx, const char *prompt, size_t prompt_length, int32_t max_tokens,
+/* Generation, step by step. Creating a generator tokenizes the prompt (BOS first when the
+ * context is empty and the model adds one; special tokens written in the prompt become their
+ * ids) and evaluates it after what the context already holds; it fails with
+ * SQLLM_ERR_INVALID_ARGUMENT for bad sampler parameters (params NULL: the defaults),
+ * max_tokens < 0, or a prompt that does not fit. The context must outlive the generator and not
+ * be used otherwise while it runs. */
+typedef struct sqllm_generator sqllm_generator;
+
+SQLLM_API sqllm_status sqllm_generator_create(sqllm_context *ctx, const char *prompt, size_t prompt_length, int32_t max_tokens,
+                                    const sqllm_sampler_params *params, sqllm_generator **out_gen);
+/* The next token and its bytes (valid until the next call; may end inside a UTF-8 character),
+ * or *out_token = -1 at the end: max_tokens generated, EOS or a control token sampled (not
+ * returned), or the context full. Every token returned is in the context by the next call. */
+SQLLM_API sqllm_status sqllm_generator_next(sqllm_generator *gen, int32_t *out_token, const char **out_piece, size_t *out_length);
+SQLLM_API sqllm_status sqllm_generator_stats(const sqllm_generator *gen, sqllm_generate_stats *out_stats);
+SQLLM_API void sqllm_generator_free(sqllm_generator *gen);
+
+/* The whole loop of a generator in one call: each token goes to the callback, which may stop it. */
+SQLLM_API sqllm_status sqllm_generate(sqllm_context *ctx, const char *prompt, size_t prompt_length, int32_t max_tokens,
                             const sqllm_sampler_params *params, sqllm_token_callback callback, void *user_data,
                             sqllm_generate_stats *out_stats);
 
