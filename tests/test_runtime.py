@@ -135,7 +135,7 @@ def test_bad_inputs(stories_q, tmp_path):
     with pytest.raises(RuntimeFailure, match="outside the vocabulary"):
         model.logits([1, 99999])
     # Context parameters are checked once, in the core: one class per status, named parameter.
-    for kw, name in (({"threads": -1}, "n_threads"), ({"kv_bits": 5}, "KV-cache bits"), ({"n_batch": 0}, "n_batch"),
+    for kw, name in (({"threads": -1}, "n_threads"), ({"kv_bits": 5}, "kv_bits"), ({"n_batch": 0}, "n_batch"),
                      ({"n_ctx": -2}, "n_ctx")):
         with pytest.raises(InvalidArgumentError, match=name):
             Model(f, **kw)

@@ -34,6 +34,74 @@ inline void put_code(uint8_t *row, int64_t c, int bits, uint32_t code) {
 
 }  // namespace
 
+std::unique_ptr<KvCache> make_kv_cache(const SqfFile &file, int32_t n_ctx, const sqllm_context_params &params) {
+    const KvCalibration &cal = file.kv_calibration();
+    const KvMethod method = params.kv_method == SQLLM_KV_UNIFORM ? KvMethod::Uniform : KvMethod::Nuq;
+    const int bits = params.kv_bits == -1 ? (cal.present ? int(cal.bits) : 0) : params.kv_bits;
+    if (params.kv_bits == -1 && !cal.present && method == KvMethod::Uniform)
+        throw Error(SQLLM_ERR_INVALID_ARGUMENT, file.path() + ": the file has no KV-cache calibration, so the "
+                                               "uniform KV cache needs its width given (kv_bits 2, 3 or 4)");
+    if (bits) return std::make_unique<QuantKvCache>(file, n_ctx, bits, method);
+    if (params.kv_fp32) return std::make_unique<Fp32KvCache>(file.config(), n_ctx);
+    return std::make_unique<Fp16KvCache>(file.config(), n_ctx);
+}
+
+// ---- fp16 / fp32 --------------------------------------------------------------------------------
+
+namespace {
+
+void to_entries(const float *x, uint16_t *out, int64_t n) { kernels::fp32_to_fp16_array(x, out, n); }
+void to_entries(const float *x, float *out, int64_t n) { std::copy_n(x, n, out); }
+void from_entries(const uint16_t *x, float *out, int64_t n) { kernels::active_kernels().fp16_to_fp32(x, out, n); }
+void from_entries(const float *x, float *out, int64_t n) { std::copy_n(x, n, out); }
+
+}  // namespace
+
+template <typename Entry>
+DenseKvCache<Entry>::DenseKvCache(const ModelConfig &c, int32_t n_ctx)
+    : n_ctx_(n_ctx), D_(c.head_dim), row_(size_t(c.num_kv_heads) * c.head_dim), layers_(c.num_layers) {
+    k_.resize(layers_ * size_t(n_ctx) * row_);
+    v_.resize(k_.size());
+    rotated_.resize(row_);
+}
+
+template <typename Entry>
+void DenseKvCache<Entry>::store(int layer, int32_t pos0, int32_t n, const float *k, const float *v, const Rope &rope) {
+    const int heads = int(row_ / size_t(D_));
+    for (int32_t t = 0; t < n; t++) {
+        const float *kt = k + size_t(t) * row_;
+        for (int h = 0; h < heads; h++) rope.rotate(kt + size_t(h) * size_t(D_), rotated_.data() + size_t(h) * size_t(D_), pos0 + t);
+        to_entries(rotated_.data(), k_.data() + offset(layer, pos0 + t), int64_t(row_));
+    }
+    to_entries(v, v_.data() + offset(layer, pos0), int64_t(size_t(n) * row_));
+}
+
+template <typename Entry>
+void DenseKvCache<Entry>::read(const std::vector<Entry> &from, int layer, int head, int32_t b0, int32_t m, float *out) const {
+    for (int32_t j = 0; j < m; j++)
+        from_entries(from.data() + offset(layer, b0 + j) + size_t(head) * size_t(D_), out + size_t(j) * size_t(D_), D_);
+}
+
+template <typename Entry>
+void DenseKvCache<Entry>::read_keys(int layer, int head, int32_t b0, int32_t m, const Rope &, float *out) const {
+    read(k_, layer, head, b0, m, out);
+}
+
+template <typename Entry>
+void DenseKvCache<Entry>::read_values(int layer, int head, int32_t b0, int32_t m, float *out) const {
+    read(v_, layer, head, b0, m, out);
+}
+
+template <typename Entry>
+uint64_t DenseKvCache<Entry>::bytes_used(int32_t n_tokens) const {
+    return uint64_t(std::max(0, n_tokens)) * layers_ * row_ * 2 * sizeof(Entry);
+}
+
+template class DenseKvCache<uint16_t>;
+template class DenseKvCache<float>;
+
+// ---- KVQuant ------------------------------------------------------------------------------------
+
 QuantKvCache::QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMethod method) : bits_(bits), n_ctx_(n_ctx) {
     const ModelConfig &c = file.config();
     const KvCalibration &cal = file.kv_calibration();
@@ -223,6 +291,18 @@ void QuantKvCache::value(int layer, int32_t pos, int head, float *out) const {
     const float zero = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2]), scale = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2 + 1]);
     decode({L.vsink.data(), L.vcodes.data(), L.voff.data(), L.vidx.data(), L.vval.data(), L.vcent.data(), &zero, &scale, 0},
            pos, head, out);
+}
+
+void QuantKvCache::read_keys(int layer, int head, int32_t b0, int32_t m, const Rope &rope, float *out) const {
+    for (int32_t j = 0; j < m; j++) {
+        float *row = out + size_t(j) * size_t(D_);
+        key(layer, b0 + j, head, row);
+        rope.rotate(row, row, b0 + j);  // keys are kept before RoPE
+    }
+}
+
+void QuantKvCache::read_values(int layer, int head, int32_t b0, int32_t m, float *out) const {
+    for (int32_t j = 0; j < m; j++) value(layer, b0 + j, head, out + size_t(j) * size_t(D_));
 }
 
 void QuantKvCache::decode(const Stream &s, int32_t pos, int head, float *out) const {

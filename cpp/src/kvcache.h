@@ -1,7 +1,9 @@
-// The KVQuant cache (SPEC §7): keys quantized per channel before RoPE, values per token, each
-// entry coded as the nearest of 2^bits centroids of its normalized value; outliers kept exactly
-// in fp16 as a per-token sparse list; the first `sink` positions kept whole in fp16.
-// converter/kvquant.py holds the numpy reference this must agree with.
+// The KV cache of a context, one interface with one implementation per kind:
+//   Fp16KvCache / Fp32KvCache: keys (after RoPE) and values as they are, in fp16 or fp32;
+//   QuantKvCache: KVQuant (SPEC §7): keys quantized per channel before RoPE, values per token,
+//     each entry coded as the nearest of 2^bits centroids of its normalized value; outliers kept
+//     exactly in fp16 as a per-token sparse list; the first `sink` positions kept whole in fp16.
+//     converter/kvquant.py holds the numpy reference this must agree with.
 //
 // The uniform method also runs on a file without calibration: the key ranges then come from
 // the sequence itself (SPEC §7, "online key ranges"): the keys of the first kRangeTokens
@@ -10,15 +12,60 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "rope.h"
 #include "sqf.h"
+#include "sqllm/sqllm.h"
 
 namespace sqllm {
 
 enum class KvMethod { Nuq, Uniform };
 
-class QuantKvCache {
+class KvCache {
+public:
+    virtual ~KvCache() = default;
+    // Stores n tokens' keys (before RoPE) and values, [n][kv_heads * head_dim] each, at
+    // positions pos0 .. pos0 + n - 1. `rope` covers those positions.
+    virtual void store(int layer, int32_t pos0, int32_t n, const float *k, const float *v, const Rope &rope) = 0;
+    // Rows [m][head_dim] for kv head `head` and positions b0 .. b0 + m - 1: the keys after RoPE,
+    // or the values.
+    virtual void read_keys(int layer, int head, int32_t b0, int32_t m, const Rope &rope, float *out) const = 0;
+    virtual void read_values(int layer, int head, int32_t b0, int32_t m, float *out) const = 0;
+    // Bytes the cache holds for positions [0, n_tokens).
+    virtual uint64_t bytes_used(int32_t n_tokens) const = 0;
+    // Bits per entry when quantized, else 0.
+    virtual int bits() const { return 0; }
+};
+
+// The cache the parameters ask for (kv_bits -1: as the file says). Throws Error.
+std::unique_ptr<KvCache> make_kv_cache(const SqfFile &file, int32_t n_ctx, const sqllm_context_params &params);
+
+// Entries as they are, [layer][position][kv_heads * head_dim], of type Entry (uint16_t: fp16, or float).
+template <typename Entry>
+class DenseKvCache final : public KvCache {
+public:
+    DenseKvCache(const ModelConfig &config, int32_t n_ctx);
+    void store(int layer, int32_t pos0, int32_t n, const float *k, const float *v, const Rope &rope) override;
+    void read_keys(int layer, int head, int32_t b0, int32_t m, const Rope &rope, float *out) const override;
+    void read_values(int layer, int head, int32_t b0, int32_t m, float *out) const override;
+    uint64_t bytes_used(int32_t n_tokens) const override;
+
+private:
+    size_t offset(int layer, int32_t pos) const { return (size_t(layer) * size_t(n_ctx_) + size_t(pos)) * row_; }
+    void read(const std::vector<Entry> &from, int layer, int head, int32_t b0, int32_t m, float *out) const;
+    int32_t n_ctx_;
+    int64_t D_;
+    size_t row_, layers_;
+    std::vector<Entry> k_, v_;
+    std::vector<float> rotated_;  // one token's keys after RoPE
+};
+
+using Fp16KvCache = DenseKvCache<uint16_t>;
+using Fp32KvCache = DenseKvCache<float>;
+
+class QuantKvCache final : public KvCache {
 public:
     static constexpr int64_t kMaxHeadDim = 1024;
     static constexpr int32_t kRangeTokens = 64;
@@ -29,7 +76,7 @@ public:
     // method is nuq.
     QuantKvCache(const SqfFile &file, int32_t n_ctx, int bits, KvMethod method);
 
-    int bits() const { return bits_; }
+    int bits() const override { return bits_; }
     bool online_ranges() const { return online_; }
     int32_t sink() const { return sink_; }
     int64_t channels() const { return C_; }
@@ -39,11 +86,17 @@ public:
 
     // Quantizes n tokens' keys (pre-RoPE) and values, [n][channels], into positions pos0 ...
     void store(int layer, int32_t pos0, int32_t n, const float *k, const float *v);
-    // Dequantizes channels [head*D, head*D + D) of position pos into out[D].
+    void store(int layer, int32_t pos0, int32_t n, const float *k, const float *v, const Rope &) override {
+        store(layer, pos0, n, k, v);
+    }
+    // Dequantizes channels [head*D, head*D + D) of position pos into out[D] (keys before RoPE).
     void key(int layer, int32_t pos, int head, float *out) const;
     void value(int layer, int32_t pos, int head, float *out) const;
+    // Keys are rotated as they are read.
+    void read_keys(int layer, int head, int32_t b0, int32_t m, const Rope &rope, float *out) const override;
+    void read_values(int layer, int head, int32_t b0, int32_t m, float *out) const override;
     // Bytes the cache holds for positions [0, n_tokens): codes, scales, outliers, sink.
-    uint64_t bytes_used(int32_t n_tokens) const;
+    uint64_t bytes_used(int32_t n_tokens) const override;
 
 private:
     struct Layer {

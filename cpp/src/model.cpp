@@ -237,7 +237,7 @@ const ContextParams &checked(const ContextParams &p) {
     if (p.n_threads < 0 || p.n_threads > 1024) fail("n_threads must be in [0, 1024] (0: all cores), got " + std::to_string(p.n_threads));
     if (p.n_batch < 1) fail("n_batch must be >= 1, got " + std::to_string(p.n_batch));
     if (p.kv_bits != -1 && p.kv_bits != 0 && (p.kv_bits < 2 || p.kv_bits > 4))
-        fail("KV-cache bits must be -1 (the file's choice), 0 (none), 2, 3 or 4; got " + std::to_string(p.kv_bits));
+        fail("kv_bits must be -1 (the file's choice), 0 (none), 2, 3 or 4; got " + std::to_string(p.kv_bits));
     if (p.kv_method != SQLLM_KV_NUQ && p.kv_method != SQLLM_KV_UNIFORM) fail("kv_method must be SQLLM_KV_NUQ or SQLLM_KV_UNIFORM");
     return p;
 }
@@ -245,109 +245,16 @@ const ContextParams &checked(const ContextParams &p) {
 }  // namespace
 
 Context::Context(const Model &model, const ContextParams &params)
-    : model_(model), params_(checked(params)), pool_(params.n_threads > 0 ? params.n_threads : ThreadPool::default_threads()) {
-    const ModelConfig &c = model.config();
-    n_ctx_ = params.n_ctx > 0 ? params.n_ctx : int32_t(c.context_length);
-    const KvMethod method = params.kv_method == SQLLM_KV_UNIFORM ? KvMethod::Uniform : KvMethod::Nuq;
-    size_t kv = size_t(c.num_layers) * size_t(n_ctx_) * c.num_kv_heads * c.head_dim;
-    const KvCalibration &cal = model.file().kv_calibration();
-    const int kv_bits = params.kv_bits == -1 ? (cal.present ? int(cal.bits) : 0) : params.kv_bits;
-    if (params.kv_bits == -1 && !cal.present && method == KvMethod::Uniform)
-        throw Error(SQLLM_ERR_INVALID_ARGUMENT, model.file().path() + ": the file has no KV-cache calibration, so the "
-                                                "uniform KV cache needs its width given (kv_bits 2, 3 or 4)");
-    if (kv_bits) {
-        qkv_ = std::make_unique<QuantKvCache>(model.file(), n_ctx_, kv_bits, method);
-    } else if (!params.kv_fp32) {
-        k16_.resize(kv);
-        v16_.resize(kv);
-    } else {
-        k32_.resize(kv);
-        v32_.resize(kv);
-    }
+    : model_(model),
+      params_(checked(params)),
+      n_ctx_(params.n_ctx > 0 ? params.n_ctx : int32_t(model.config().context_length)),
+      pool_(params.n_threads > 0 ? params.n_threads : ThreadPool::default_threads()),
+      rope_(model.config()),
+      kv_(make_kv_cache(model.file(), n_ctx_, params)) {
     if (params.int8) model.prepare_int8();
-    update_rope_frequencies(0);
 }
 
-void Context::update_rope_frequencies(int32_t seq_len) {
-    const ModelConfig &c = model_.config();
-    const int half = int(c.head_dim / 2);
-    double base = c.rope_theta;
-    const std::string &kind = c.rope_scaling_type;
-    bool stale = inv_freq_.empty();
-    if (kind == "dynamic") {
-        // transformers' dynamic NTK: the base grows once the sequence passes the original length.
-        double orig = c.rope_original_context_length ? c.rope_original_context_length : c.context_length;
-        if (seq_len > orig || rope_seq_len_ > orig) {
-            stale = true;
-            if (seq_len > orig) {
-                double f = c.rope_scaling_factor;
-                base = c.rope_theta * std::pow(f * seq_len / orig - (f - 1.0), double(c.head_dim) / (c.head_dim - 2));
-            }
-        }
-        rope_seq_len_ = seq_len;
-    }
-    if (stale) {
-        inv_freq_.resize(size_t(half));
-        for (int i = 0; i < half; i++) {
-            double f = 1.0 / std::pow(base, 2.0 * i / double(c.head_dim));
-            if (kind == "linear") {
-                f /= c.rope_scaling_factor;
-            } else if (kind == "llama3") {
-                const double pi = 3.14159265358979323846;
-                double low_wavelen = c.rope_original_context_length / c.rope_low_freq_factor;
-                double high_wavelen = c.rope_original_context_length / c.rope_high_freq_factor;
-                double wavelen = 2.0 * pi / f;
-                if (wavelen > low_wavelen) {
-                    f /= c.rope_scaling_factor;
-                } else if (wavelen >= high_wavelen) {
-                    double smooth = (c.rope_original_context_length / wavelen - c.rope_low_freq_factor) /
-                                    (c.rope_high_freq_factor - c.rope_low_freq_factor);
-                    f = (1.0 - smooth) * f / c.rope_scaling_factor + smooth * f;
-                }
-            }
-            inv_freq_[size_t(i)] = float(f);
-        }
-        rope_rows_ = 0;
-    }
-    // cos and sin of every position below seq_len, each computed once (until the frequencies
-    // change), in float as transformers computes them (inv_freq * position in fp32).
-    if (rope_rows_ < seq_len) {
-        rope_cos_.resize(size_t(seq_len) * size_t(half));
-        rope_sin_.resize(size_t(seq_len) * size_t(half));
-        for (int32_t p = rope_rows_; p < seq_len; p++)
-            for (int i = 0; i < half; i++) {
-                float angle = float(p) * inv_freq_[size_t(i)];
-                rope_cos_[size_t(p) * half + i] = std::cos(angle);
-                rope_sin_[size_t(p) * half + i] = std::sin(angle);
-            }
-        rope_rows_ = seq_len;
-    }
-}
-
-uint64_t Context::kv_bytes() const {
-    if (qkv_) return qkv_->bytes_used(n_past_);
-    const ModelConfig &c = model_.config();
-    return uint64_t(n_past_) * c.num_layers * c.num_kv_heads * c.head_dim * 2 * (!params_.kv_fp32 ? 2 : 4);
-}
-
-void Context::rotate(const float *in, float *out, int32_t pos) const {
-    const int half = int(model_.config().head_dim / 2);
-    const float *cs = rope_cos_.data() + size_t(pos) * half, *sn = rope_sin_.data() + size_t(pos) * half;
-    for (int i = 0; i < half; i++) {
-        const float a = in[i], b = in[i + half];
-        out[i] = a * cs[i] - b * sn[i];
-        out[i + half] = b * cs[i] + a * sn[i];
-    }
-}
-
-void Context::rope(float *x, int32_t n, int heads, int32_t pos0) {
-    const size_t D = size_t(model_.config().head_dim);
-    for (int32_t t = 0; t < n; t++)
-        for (int h = 0; h < heads; h++) {
-            float *v = x + (size_t(t) * heads + h) * D;
-            rotate(v, v, pos0 + t);
-        }
-}
+uint64_t Context::kv_bytes() const { return kv_->bytes_used(n_past_); }
 
 void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input) {
     if (!reuse_input) q8_input_ = {};  // a new input: its int8 form is still to be made
@@ -371,19 +278,6 @@ void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool 
             for (int64_t r = 0; r < m.rows; r++) y[size_t(t) * m.rows + r] += m.bias[size_t(r)];
 }
 
-void Context::store_kv(size_t layer, int32_t n) {
-    const ModelConfig &c = model_.config();
-    const size_t kv_row = size_t(c.num_kv_heads) * c.head_dim;
-    const size_t base = (layer * size_t(n_ctx_) + size_t(n_past_)) * kv_row, count = size_t(n) * kv_row;
-    if (!params_.kv_fp32) {
-        kernels::fp32_to_fp16_array(k_.data(), k16_.data() + base, int64_t(count));
-        kernels::fp32_to_fp16_array(v_.data(), v16_.data() + base, int64_t(count));
-    } else {
-        std::copy(k_.begin(), k_.begin() + long(count), k32_.begin() + long(base));
-        std::copy(v_.begin(), v_.begin() + long(count), v32_.begin() + long(base));
-    }
-}
-
 void Context::attention(int layer, int32_t n) {
     const ModelConfig &c = model_.config();
     const int D = int(c.head_dim), Hq = int(c.num_heads), Hkv = int(c.num_kv_heads), group = Hq / Hkv;
@@ -392,37 +286,19 @@ void Context::attention(int layer, int32_t n) {
     auto first = [&](int32_t pos) { return window > 0 && pos >= window ? pos - window + 1 : 0; };
     // The batch reads positions [lo, end), split into chunks spread over the threads, per kv
     // head. A chunk is read a block of positions at a time, each key and value once per batch,
-    // into a small [position][D] fp32 buffer (widened from the fp16 cache, or dequantized and
-    // rotated from the quantized one) that the query heads of the group then read with
+    // into a small [position][D] fp32 buffer (KvCache::read_keys / read_values: widened,
+    // or dequantized and rotated) that the query heads of the group then read with
     // small products (kernels/attention: scores, softmax, weighted values). Each chunk
     // accumulates its share of the outputs; the shares are summed at the end.
     constexpr int32_t kBlock = 64;
     const int32_t lo = first(pos0), span = end - lo;
     const int n_chunks = std::max(1, std::min(int((span + 31) / 32), 4 * pool_.size()));
     const int32_t chunk = (span + n_chunks - 1) / n_chunks, block = std::min(chunk, kBlock);
-    const size_t out_size = size_t(n) * Hq * D, per_thread = size_t(block) * D + size_t(D);
+    const size_t out_size = size_t(n) * Hq * D, per_thread = size_t(block) * D;
     scores_.resize(size_t(n) * Hq * size_t(span));
     partial_.resize(size_t(n_chunks) * out_size);
     decoded_.resize(size_t(pool_.size()) * per_thread);
     const kernels::KernelTable &kt = kernels::active_kernels();
-    const size_t kv_row = size_t(Hkv) * D, layer_off = size_t(layer) * size_t(n_ctx_) * kv_row;
-    // Row j - b0 of `out` [m][D]: the key (rotated) or value of position j of kv head g.
-    auto read_block = [&](bool keys, int g, int32_t b0, int32_t m, float *out, float *raw) {
-        for (int32_t j = b0; j < b0 + m; j++) {
-            float *row = out + size_t(j - b0) * D;
-            const size_t off = layer_off + size_t(j) * kv_row + size_t(g) * D;
-            if (!qkv_) {
-                if (!params_.kv_fp32) kt.fp16_to_fp32((keys ? k16_ : v16_).data() + off, row, D);
-                else std::copy_n((keys ? k32_ : v32_).data() + off, D, row);
-            } else if (!keys) {
-                qkv_->value(layer, j, g, row);
-            } else {
-                // KVQuant keeps keys before RoPE: rotate them as they are read.
-                qkv_->key(layer, j, g, raw);
-                rotate(raw, row, j);
-            }
-        }
-    };
     // One pass over the batch's positions: each (kv head, chunk) task reads its chunk a block at a
     // time (keys or values) and calls visit(block, b0, m, ch, t0, t1, g) with the batch tokens
     // [t0, t1) that read some position of the block [b0, b0 + m) of kv head g.
@@ -430,10 +306,11 @@ void Context::attention(int layer, int32_t n) {
         pool_.parallel_for(Hkv * n_chunks, [&](int task, int thread) {
             const int g = task / n_chunks, ch = task % n_chunks;
             const int32_t j0 = lo + ch * chunk, j1 = std::min(end, j0 + chunk);
-            float *buf = decoded_.data() + size_t(thread) * per_thread, *raw = buf + size_t(block) * D;
+            float *buf = decoded_.data() + size_t(thread) * per_thread;
             for (int32_t b0 = j0; b0 < j1; b0 += block) {
                 const int32_t m = std::min(block, j1 - b0);
-                read_block(keys, g, b0, m, buf, raw);
+                if (keys) kv_->read_keys(layer, g, b0, m, rope_, buf);
+                else kv_->read_values(layer, g, b0, m, buf);
                 const int32_t t0 = std::max(0, b0 - pos0);
                 const int32_t t1 = window > 0 ? std::max(t0, std::min(n, b0 + m - 1 + window - pos0)) : n;
                 if (t0 < t1) visit(buf, b0, m, ch, t0, t1, g);
@@ -515,7 +392,7 @@ void Context::forward_batch(const int32_t *tokens, int32_t n, float *logits, boo
     att_.resize(size_t(n) * Hq * D);
     gate_.resize(size_t(n) * I);
     up_.resize(size_t(n) * I);
-    update_rope_frequencies(n_past_ + n);
+    rope_.update(n_past_ + n);
     for (int32_t t = 0; t < n; t++) model_.embed(tokens[t], x_.data() + size_t(t) * H);
 
     for (size_t l = 0; l < model_.layers().size(); l++) {
@@ -524,13 +401,8 @@ void Context::forward_batch(const int32_t *tokens, int32_t n, float *logits, boo
         matmul(w.q, xn_.data(), n, q_.data());
         matmul(w.k, xn_.data(), n, k_.data(), true);
         matmul(w.v, xn_.data(), n, v_.data(), true);
-        rope(q_.data(), n, Hq, n_past_);
-        if (qkv_) {
-            qkv_->store(int(l), n_past_, n, k_.data(), v_.data());  // before RoPE (KVQuant)
-        } else {
-            rope(k_.data(), n, Hkv, n_past_);
-            store_kv(l, n);
-        }
+        rope_.apply(q_.data(), n, Hq, n_past_);
+        kv_->store(int(l), n_past_, n, k_.data(), v_.data(), rope_);
         attention(int(l), n);
         matmul(w.o, att_.data(), n, xn_.data());
         for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += xn_[i];

@@ -10,6 +10,7 @@
 
 #include "kernels/ops.h"
 #include "kvcache.h"
+#include "rope.h"
 #include "sqf.h"
 #include "threadpool.h"
 #include "tokenizer.h"
@@ -90,7 +91,7 @@ public:
         n_past_ = 0;
         tokens_.clear();
     }
-    int kv_bits() const { return qkv_ ? qkv_->bits() : 0; }
+    int kv_bits() const { return kv_->bits(); }
     // Bytes the KV cache holds for the current sequence.
     uint64_t kv_bytes() const;
     // Runs tokens at positions n_past() .. n_past()+n-1 and appends them to the cache. Writes
@@ -101,12 +102,7 @@ private:
     void forward_batch(const int32_t *tokens, int32_t n, float *logits, bool all_logits);
     // reuse_input: x is the input of the previous matmul, unchanged (its int8 form is reused).
     void matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input = false);
-    void store_kv(size_t layer, int32_t n);
     void attention(int layer, int32_t n);
-    // RoPE of one head's vector at position pos (in may equal out), from the cos/sin tables.
-    void rotate(const float *in, float *out, int32_t pos) const;
-    void rope(float *x, int32_t n, int heads, int32_t pos0);
-    void update_rope_frequencies(int32_t seq_len);
 
     const Model &model_;
     ContextParams params_;
@@ -114,16 +110,8 @@ private:
     int32_t n_ctx_;
     int32_t n_past_ = 0;
     ThreadPool pool_;
-    std::vector<float> inv_freq_;
-    int32_t rope_seq_len_ = 0;
-    // cos and sin of inv_freq_ * position for the positions [0, rope_rows_): [position][D/2].
-    std::vector<float> rope_cos_, rope_sin_;
-    int32_t rope_rows_ = 0;
-    // KV cache: [layer][position][kv_heads * head_dim], in fp16 (uint16) or fp32.
-    std::vector<uint16_t> k16_, v16_;
-    std::vector<float> k32_, v32_;
-    // Or the KVQuant cache, whose keys are rotated as they are read.
-    std::unique_ptr<QuantKvCache> qkv_;
+    Rope rope_;
+    std::unique_ptr<KvCache> kv_;
     std::vector<float> partial_, decoded_;
     // The int8 form of the last quantized-linear input, and the column order it is in.
     ops::Q8Buffer q8_;
