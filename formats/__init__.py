@@ -1,6 +1,6 @@
 """The .sqf file format: constants, writer and reader (see formats/SPEC.md)."""
 
-from .errors import ConversionError, FormatError, OutputExistsError, RuntimeFailure, SqllmError
+from sqllm.errors import ConversionError, FormatError, OutputExistsError, RuntimeFailure, SqllmError
 from .packing import pack_codes, unpack_codes
 from .writer import SqfWriter
 

@@ -1,15 +1,18 @@
-"""Constants of the .sqf format. Mirrors formats/SPEC.md name for name (the single source of truth)."""
+"""Constants of the .sqf format. Mirrors formats/SPEC.md name for name (the single source of truth), as
+cpp/src/format.h does; tests/test_formats.py checks that the two agree."""
 
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSION = 3
 FORMAT_VERSION = 1
 ARCHITECTURE = "sqllm"
-ALIGNMENT = 64
-TOOL_VERSION = "0.1.0"
+ALIGNMENT = 64  # what writers use
+MIN_ALIGNMENT = 64
+MAX_ALIGNMENT = 1048576
 
 # GGUF value types (SPEC §1.1)
 VT_UINT8, VT_INT8, VT_UINT16, VT_INT16, VT_UINT32, VT_INT32, VT_FLOAT32, VT_BOOL = range(8)
 VT_STRING, VT_ARRAY, VT_UINT64, VT_INT64, VT_FLOAT64 = 8, 9, 10, 11, 12
+VALUE_TYPE_COUNT = 13
 
 # GGML tensor types used by version 1 (SPEC §1.2)
 TYPE_F32 = 0
@@ -51,8 +54,33 @@ KEY_TIE_EMBEDDINGS = "sqllm.model.tie_embeddings"
 KEY_ATTENTION_BIAS = "sqllm.model.attention_bias"
 KEY_SLIDING_WINDOW = "sqllm.model.sliding_window"
 
-FAMILIES = ("llama", "mistral", "qwen2")
-ROPE_SCALING_TYPES = ("none", "linear", "dynamic", "llama3")
+FAMILY_LLAMA = "llama"
+FAMILY_MISTRAL = "mistral"
+FAMILY_QWEN2 = "qwen2"
+FAMILIES = (FAMILY_LLAMA, FAMILY_MISTRAL, FAMILY_QWEN2)
+ROPE_SCALING_NONE = "none"
+ROPE_SCALING_LINEAR = "linear"
+ROPE_SCALING_DYNAMIC = "dynamic"
+ROPE_SCALING_LLAMA3 = "llama3"
+ROPE_SCALING_TYPES = (ROPE_SCALING_NONE, ROPE_SCALING_LINEAR, ROPE_SCALING_DYNAMIC, ROPE_SCALING_LLAMA3)
+
+# tensors of the model (SPEC §3.1); layer L's are LAYER_PREFIX + f"{L}." + one of LAYER_*
+TENSOR_EMBED = "model.embed_tokens.weight"
+TENSOR_FINAL_NORM = "model.norm.weight"
+TENSOR_LM_HEAD = "lm_head.weight"
+LAYER_PREFIX = "model.layers."
+LAYER_ATTN_NORM = "input_layernorm.weight"
+LAYER_FFN_NORM = "post_attention_layernorm.weight"
+LAYER_Q = "self_attn.q_proj.weight"
+LAYER_K = "self_attn.k_proj.weight"
+LAYER_V = "self_attn.v_proj.weight"
+LAYER_O = "self_attn.o_proj.weight"
+LAYER_Q_BIAS = "self_attn.q_proj.bias"
+LAYER_K_BIAS = "self_attn.k_proj.bias"
+LAYER_V_BIAS = "self_attn.v_proj.bias"
+LAYER_GATE = "mlp.gate_proj.weight"
+LAYER_UP = "mlp.up_proj.weight"
+LAYER_DOWN = "mlp.down_proj.weight"
 
 # quantized linears (SPEC §4)
 KEY_LINEAR_NAMES = "sqllm.linear.names"
@@ -85,6 +113,7 @@ KEY_KV_BITS = "sqllm.kv.bits"
 KEY_KV_OUTLIERS = "sqllm.kv.outliers"
 KEY_KV_SINK = "sqllm.kv.sink"
 KEY_KV_CALIBRATION = "sqllm.kv.calibration"
+KV_TENSOR_PREFIX = "kv."
 
 
 def kv_bytes_per_token(channels: int, n_layers: int, bits: int, outliers_pct: float) -> float:
@@ -99,7 +128,7 @@ def kv_bytes_per_token(channels: int, n_layers: int, bits: int, outliers_pct: fl
 
 def kv_tensor_name(layer: int, what: str) -> str:
     """`kv.L.key_range`, `kv.L.key_centroids.B`, `kv.L.value_centroids.B`."""
-    return f"kv.{layer}.{what}"
+    return f"{KV_TENSOR_PREFIX}{layer}.{what}"
 
 # GGUF-standard tokenizer keys (SPEC §5)
 KEY_TOKENIZER_MODEL = "tokenizer.ggml.model"
@@ -139,22 +168,22 @@ def model_tensor_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     """The tensors SPEC §3.1 requires for a model configuration (keys as in §3, short names)."""
     H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
     D, Nq, Nkv = cfg["head_dim"], cfg["num_heads"], cfg["num_kv_heads"]
-    shapes = {"model.embed_tokens.weight": (V, H), "model.norm.weight": (H,)}
+    shapes = {TENSOR_EMBED: (V, H), TENSOR_FINAL_NORM: (H,)}
     if not cfg["tie_embeddings"]:
-        shapes["lm_head.weight"] = (V, H)
+        shapes[TENSOR_LM_HEAD] = (V, H)
     for L in range(cfg["num_layers"]):
-        p = f"model.layers.{L}."
-        shapes[p + "input_layernorm.weight"] = (H,)
-        shapes[p + "post_attention_layernorm.weight"] = (H,)
-        shapes[p + "self_attn.q_proj.weight"] = (Nq * D, H)
-        shapes[p + "self_attn.k_proj.weight"] = (Nkv * D, H)
-        shapes[p + "self_attn.v_proj.weight"] = (Nkv * D, H)
-        shapes[p + "self_attn.o_proj.weight"] = (H, Nq * D)
+        p = f"{LAYER_PREFIX}{L}."
+        shapes[p + LAYER_ATTN_NORM] = (H,)
+        shapes[p + LAYER_FFN_NORM] = (H,)
+        shapes[p + LAYER_Q] = (Nq * D, H)
+        shapes[p + LAYER_K] = (Nkv * D, H)
+        shapes[p + LAYER_V] = (Nkv * D, H)
+        shapes[p + LAYER_O] = (H, Nq * D)
         if cfg["attention_bias"]:
-            shapes[p + "self_attn.q_proj.bias"] = (Nq * D,)
-            shapes[p + "self_attn.k_proj.bias"] = (Nkv * D,)
-            shapes[p + "self_attn.v_proj.bias"] = (Nkv * D,)
-        shapes[p + "mlp.gate_proj.weight"] = (I, H)
-        shapes[p + "mlp.up_proj.weight"] = (I, H)
-        shapes[p + "mlp.down_proj.weight"] = (H, I)
+            shapes[p + LAYER_Q_BIAS] = (Nq * D,)
+            shapes[p + LAYER_K_BIAS] = (Nkv * D,)
+            shapes[p + LAYER_V_BIAS] = (Nkv * D,)
+        shapes[p + LAYER_GATE] = (I, H)
+        shapes[p + LAYER_UP] = (I, H)
+        shapes[p + LAYER_DOWN] = (H, I)
     return shapes

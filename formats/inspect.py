@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from . import constants as C
-from .errors import FormatError
+from sqllm.errors import FormatError
 from .reader import SqfReader
 
 
@@ -47,7 +47,7 @@ def inspect_file(path: str | os.PathLike) -> dict:
             totals["sparse"] += sparse
             linear_weights += n
             all_weights += n
-            if name.startswith("model.layers."):
+            if name.startswith(C.LAYER_PREFIX):
                 layer_weights += n
                 layer_bytes += codes + lut + sparse
         else:
@@ -60,7 +60,7 @@ def inspect_file(path: str | os.PathLike) -> dict:
             all_weights += n
     kv = None
     if C.KEY_KV_BITS in md:
-        kv_names = [n for n in r.tensor_names if n.startswith("kv.")]
+        kv_names = [n for n in r.tensor_names if n.startswith(C.KV_TENSOR_PREFIX)]
         totals["kv_calibration"] = sum(_tensor_bytes(r, n) for n in kv_names)
         ch, nl = r.config["num_kv_heads"] * r.config["head_dim"], r.config["num_layers"]
         kv = {"bits": md[C.KEY_KV_BITS], "outliers_pct": round(md[C.KEY_KV_OUTLIERS], 4), "sink": md[C.KEY_KV_SINK],

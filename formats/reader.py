@@ -75,7 +75,7 @@ class SqfReader:
             if t in parts:
                 if t.endswith(C.SUFFIX_CODES):
                     names.append(t[: -len(C.SUFFIX_CODES)])
-            elif not t.startswith("kv."):
+            elif not t.startswith(C.KV_TENSOR_PREFIX):
                 names.append(t)
         return names
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sqllm import __version__
+from sqllm.errors import OutputExistsError
+
 from . import constants as C
-from .errors import OutputExistsError
 
 _DTYPE_TO_TYPE = {
     np.dtype("float32"): C.TYPE_F32,
@@ -102,7 +104,7 @@ class SqfWriter:
         self.add(C.KEY_ARCHITECTURE, C.ARCHITECTURE)
         self.add(C.KEY_ALIGNMENT, C.ALIGNMENT, C.VT_UINT32)
         self.add(C.KEY_FORMAT_VERSION, C.FORMAT_VERSION, C.VT_UINT32)
-        self.add(C.KEY_TOOL_VERSION, C.TOOL_VERSION)
+        self.add(C.KEY_TOOL_VERSION, __version__)
 
     # -- metadata ---------------------------------------------------------------------------
     def add(self, key: str, value, vtype: int | None = None, item_type: int | None = None) -> None:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from sqllm.formats.errors import SqllmError
+from sqllm.errors import SqllmError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

@@ -1,6 +1,7 @@
 """The .sqf format: Python writer -> C++ loader round trips, the golden file, gguf-py, and corrupt files."""
 
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from sqllm.formats import SqfWriter, pack_codes, unpack_codes
 from sqllm.formats import constants as C
-from sqllm.formats.errors import (ChecksumError, FileError, FormatError, OutputExistsError, SqllmError,
+from sqllm.errors import (ChecksumError, FileError, FormatError, OutputExistsError, SqllmError,
                                   UnsupportedError)
 from sqllm.formats.inspect import inspect_file
 from sqllm.formats.packing import dequantize_dense
@@ -94,6 +95,55 @@ def test_golden_inspect_json_matches_cli():
 
 def test_golden_checksums_verify():
     SqfReader(GOLDEN, verify_checksums=True)
+
+
+# -- the two mirrors of the spec ------------------------------------------------------------------
+def parse_format_h() -> dict:
+    """The constants of cpp/src/format.h as Python values: strings, integers, the magic as bytes,
+    arrays as tuples (of literals or of constants named before), enumerators as integers."""
+    text = (ROOT / "cpp" / "src" / "format.h").read_text()
+    values: dict = {}
+
+    def value(expr: str):
+        expr = expr.strip()
+        if expr.startswith('"'):
+            return expr.strip('"')
+        if expr[0].isdigit():
+            return int(expr.rstrip("u"), 0)
+        return values[expr]
+
+    for body in re.findall(r"enum \w+ : uint32_t \{([^}]*)\}", text):
+        for name, number in re.findall(r"([A-Z][A-Z0-9_]*) = (\d+)", body):
+            values[name] = int(number)
+    magic = re.search(r"constexpr char GGUF_MAGIC\[4\] = \{([^}]*)\};", text).group(1)
+    values["GGUF_MAGIC"] = "".join(c.strip().strip("'") for c in magic.split(",")).encode()
+    for kind, name, rest in re.findall(r"inline constexpr (const char \*|uint32_t )([A-Z][A-Z0-9_]*)(\[\] = \{[^}]*\}| = [^;]+);",
+                                       text):
+        if rest.startswith("[]"):
+            values[name] = tuple(value(item) for item in rest[rest.index("{") + 1:-1].split(","))
+        else:
+            values[name] = value(rest[3:])
+    return values
+
+
+def test_format_h_and_constants_py_agree():
+    """Every constant of format.h is in constants.py with the same value, and the other way round."""
+    cpp = parse_format_h()
+    py = {k: v for k, v in vars(C).items() if k.isupper() and isinstance(v, (str, int, bytes, tuple))}
+    assert sorted(set(py) - set(cpp)) == [] and sorted(set(cpp) - set(py)) == []
+    assert {k: v for k, v in cpp.items() if py[k] != v} == {}
+    assert len(cpp) > 100 and cpp["FAMILIES"] == ("llama", "mistral", "qwen2") and cpp["VT_FLOAT64"] == 12
+
+
+def test_one_version(tmp_path):
+    """CMakeLists.txt's project version is sqllm.__version__, sqllm_version() and what the writer records."""
+    import sqllm
+    from sqllm import _sqllm
+
+    cmake = re.search(r"project\(sqllm VERSION ([0-9.]+)", (ROOT / "CMakeLists.txt").read_text()).group(1)
+    assert sqllm.__version__ == _sqllm.version() == cmake
+    make_golden.write_golden(tmp_path / "g.sqf")
+    assert SqfReader(tmp_path / "g.sqf").metadata[C.KEY_TOOL_VERSION] == cmake
 
 
 # -- round trip -------------------------------------------------------------------------------

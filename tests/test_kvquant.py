@@ -12,7 +12,7 @@ from sqllm.converter.kvquant import (ONLINE_OUTLIERS, ONLINE_SINK, RANGE_TOKENS,
                                      quantize_keys_online, quantize_values, uniform_centroids, value_outlier_count)
 from sqllm.formats import SqfWriter
 from sqllm.formats import constants as C
-from sqllm.formats.errors import FormatError, RuntimeFailure, UnsupportedError
+from sqllm.errors import FormatError, RuntimeFailure, UnsupportedError
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
 
@@ -211,7 +211,7 @@ def test_uniform_without_calibration_in_the_runtime(kv_files):
 
 
 def test_runtime_errors(kv_files):
-    from sqllm.formats.errors import SqllmError
+    from sqllm.errors import SqllmError
     with pytest.raises(UnsupportedError, match="plain.sqf: the file has no KV-cache calibration"):
         Model(kv_files / "plain.sqf", kv_bits=3)
     with pytest.raises(ValueError, match="kv_bits"):

@@ -13,7 +13,7 @@ from conftest import STORIES, VALID_TEXT, sqconvert
 from sqllm.converter.convert import convert
 from sqllm.converter.evaluate import reference_logits, reference_perplexity
 from sqllm.converter.quantize import Recipe
-from sqllm.formats.errors import FormatError, InvalidArgumentError, RuntimeFailure
+from sqllm.errors import FormatError, InvalidArgumentError, RuntimeFailure
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
 
@@ -173,7 +173,7 @@ def test_file_changed_in_place_while_mapped(stories_q, tmp_path, change):
     code = f"""
 import os
 from sqllm.runtime import Model
-from sqllm.formats.errors import FileError
+from sqllm.errors import FileError
 m = Model({str(path)!r})
 before = m.logits([1, 2, 3])
 if {change!r} == "truncate":

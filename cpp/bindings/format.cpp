@@ -1,6 +1,6 @@
 // Python view of the .sqf loader: the same validated SqfFile the C API uses, with tensors as
 // read-only numpy arrays over the mapping (zero copy) and each status raised as its exception
-// class (sqllm.formats.errors.error_for_status).
+// class (sqllm.errors.error_for_status).
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -88,7 +88,7 @@ void register_format(py::module_ &m) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const sqllm::Error &e) {
-            py::object errors = py::module_::import("sqllm.formats.errors");
+            py::object errors = py::module_::import("sqllm.errors");
             py::object cls = errors.attr("error_for_status")(int(e.status()));
             // A message may quote bytes of the file (a token piece): never fail to decode it.
             const std::string what = e.what();

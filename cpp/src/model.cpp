@@ -128,21 +128,21 @@ std::unique_ptr<Model> Model::load(const std::string &path, bool verify_checksum
                                           " tokens, the model " + std::to_string(c.vocab_size));
     if (const MetaEntry *e = f.find_meta(format::KEY_CHAT_TEMPLATE); e && e->type == format::VT_STRING)
         m->chat_template_ = std::string(e->strings[0]);
-    m->embed_ = make_matrix(f, "model.embed_tokens.weight", "");
-    m->final_norm_ = to_f32(*f.find_tensor("model.norm.weight"));
-    m->lm_head_ = make_matrix(f, c.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight", "");
+    m->embed_ = make_matrix(f, format::TENSOR_EMBED, "");
+    m->final_norm_ = to_f32(*f.find_tensor(format::TENSOR_FINAL_NORM));
+    m->lm_head_ = make_matrix(f, c.tie_embeddings ? format::TENSOR_EMBED : format::TENSOR_LM_HEAD, "");
     for (uint32_t l = 0; l < c.num_layers; l++) {
-        std::string p = "model.layers." + std::to_string(l) + ".";
+        std::string p = format::LAYER_PREFIX + std::to_string(l) + ".";
         LayerWeights w;
-        w.attn_norm = to_f32(*f.find_tensor(p + "input_layernorm.weight"));
-        w.ffn_norm = to_f32(*f.find_tensor(p + "post_attention_layernorm.weight"));
-        w.q = make_matrix(f, p + "self_attn.q_proj.weight", c.attention_bias ? p + "self_attn.q_proj.bias" : "");
-        w.k = make_matrix(f, p + "self_attn.k_proj.weight", c.attention_bias ? p + "self_attn.k_proj.bias" : "");
-        w.v = make_matrix(f, p + "self_attn.v_proj.weight", c.attention_bias ? p + "self_attn.v_proj.bias" : "");
-        w.o = make_matrix(f, p + "self_attn.o_proj.weight", "");
-        w.gate = make_matrix(f, p + "mlp.gate_proj.weight", "");
-        w.up = make_matrix(f, p + "mlp.up_proj.weight", "");
-        w.down = make_matrix(f, p + "mlp.down_proj.weight", "");
+        w.attn_norm = to_f32(*f.find_tensor(p + format::LAYER_ATTN_NORM));
+        w.ffn_norm = to_f32(*f.find_tensor(p + format::LAYER_FFN_NORM));
+        w.q = make_matrix(f, p + format::LAYER_Q, c.attention_bias ? p + format::LAYER_Q_BIAS : "");
+        w.k = make_matrix(f, p + format::LAYER_K, c.attention_bias ? p + format::LAYER_K_BIAS : "");
+        w.v = make_matrix(f, p + format::LAYER_V, c.attention_bias ? p + format::LAYER_V_BIAS : "");
+        w.o = make_matrix(f, p + format::LAYER_O, "");
+        w.gate = make_matrix(f, p + format::LAYER_GATE, "");
+        w.up = make_matrix(f, p + format::LAYER_UP, "");
+        w.down = make_matrix(f, p + format::LAYER_DOWN, "");
         m->layers_.push_back(std::move(w));
     }
     f.check_unchanged();  // what was copied out of the mapping above came from the file as validated

@@ -11,7 +11,7 @@ void Rope::update(int32_t seq_len) {
     double base = c.rope_theta;
     const std::string &kind = c.rope_scaling_type;
     bool stale = inv_freq_.empty();
-    if (kind == "dynamic") {
+    if (kind == format::ROPE_SCALING_DYNAMIC) {
         // transformers' dynamic NTK: the base grows once the sequence passes the original length.
         double orig = c.rope_original_context_length ? c.rope_original_context_length : c.context_length;
         if (seq_len > orig || seq_len_ > orig) {
@@ -27,9 +27,9 @@ void Rope::update(int32_t seq_len) {
         inv_freq_.resize(size_t(half));
         for (int i = 0; i < half; i++) {
             double f = 1.0 / std::pow(base, 2.0 * i / double(c.head_dim));
-            if (kind == "linear") {
+            if (kind == format::ROPE_SCALING_LINEAR) {
                 f /= c.rope_scaling_factor;
-            } else if (kind == "llama3") {
+            } else if (kind == format::ROPE_SCALING_LLAMA3) {
                 const double pi = 3.14159265358979323846;
                 double low_wavelen = c.rope_original_context_length / c.rope_low_freq_factor;
                 double high_wavelen = c.rope_original_context_length / c.rope_high_freq_factor;

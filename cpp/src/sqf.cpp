@@ -161,9 +161,9 @@ void SqfFile::check_unchanged() const {
 
 void SqfFile::parse() {
     Cursor c(base_, size_, path_);
-    if (std::memcmp(c.take(4, "magic"), kMagic, 4) != 0) fail(SQLLM_ERR_FORMAT, "not a GGUF file (bad magic)");
+    if (std::memcmp(c.take(4, "magic"), GGUF_MAGIC, 4) != 0) fail(SQLLM_ERR_FORMAT, "not a GGUF file (bad magic)");
     uint32_t version = c.read<uint32_t>("version");
-    if (version != kGgufVersion)
+    if (version != GGUF_VERSION)
         fail(SQLLM_ERR_UNSUPPORTED, "GGUF version " + std::to_string(version) + "; this reader supports version 3");
     uint64_t n_tensors = c.read<uint64_t>("tensor count");
     uint64_t n_kv = c.read<uint64_t>("key/value count");
@@ -180,7 +180,7 @@ void SqfFile::parse() {
             if (ch < 32 || ch > 126) fail(SQLLM_ERR_FORMAT, "metadata key #" + std::to_string(i) + " '" + printable(key) + "' is not printable ASCII");
         e.key = std::string(key);
         uint32_t type = c.read<uint32_t>("value type");
-        if (type >= kValueTypeCount) fail(SQLLM_ERR_FORMAT, "key " + printable(key) + ": unknown value type " + std::to_string(type));
+        if (type >= VALUE_TYPE_COUNT) fail(SQLLM_ERR_FORMAT, "key " + printable(key) + ": unknown value type " + std::to_string(type));
         e.type = static_cast<ValueType>(type);
         e.count = 1;
         auto utf8 = [&](std::string_view v) {
@@ -191,7 +191,7 @@ void SqfFile::parse() {
             e.strings.push_back(utf8(c.string(e.key.c_str())));
         } else if (type == VT_ARRAY) {
             uint32_t item = c.read<uint32_t>("array item type");
-            if (item >= kValueTypeCount || item == VT_ARRAY)
+            if (item >= VALUE_TYPE_COUNT || item == VT_ARRAY)
                 fail(SQLLM_ERR_FORMAT, "key " + printable(key) + ": invalid array item type " + std::to_string(item));
             e.item_type = static_cast<ValueType>(item);
             e.count = c.read<uint64_t>("array length");
@@ -225,18 +225,18 @@ void SqfFile::parse() {
     // The keys that decide how to read the rest.
     const MetaEntry *arch = find_meta(KEY_ARCHITECTURE);
     if (!arch || arch->type != VT_STRING) fail(SQLLM_ERR_FORMAT, "missing string key general.architecture");
-    if (arch->strings[0] != kArchitecture)
+    if (arch->strings[0] != ARCHITECTURE)
         fail(SQLLM_ERR_UNSUPPORTED, "general.architecture is '" + printable(arch->strings[0]) + "', not 'sqllm': not an .sqf file");
     const MetaEntry *ver = find_meta(KEY_FORMAT_VERSION);
     if (!ver || ver->type != VT_UINT32) fail(SQLLM_ERR_FORMAT, "missing UINT32 key sqllm.format_version");
     uint32_t fv = load<uint32_t>(ver->raw);
-    if (fv == 0 || fv > kFormatVersion)
+    if (fv == 0 || fv > FORMAT_VERSION)
         fail(SQLLM_ERR_UNSUPPORTED, "file is format version " + std::to_string(fv) + "; this reader supports up to " +
-                                        std::to_string(kFormatVersion) + ": upgrade sqllm");
+                                        std::to_string(FORMAT_VERSION) + ": upgrade sqllm");
     const MetaEntry *al = find_meta(KEY_ALIGNMENT);
     if (!al || al->type != VT_UINT32) fail(SQLLM_ERR_FORMAT, "missing UINT32 key general.alignment");
     uint32_t alignment = load<uint32_t>(al->raw);
-    if (alignment < kMinAlignment || alignment > kMaxAlignment || (alignment & (alignment - 1)))
+    if (alignment < MIN_ALIGNMENT || alignment > MAX_ALIGNMENT || (alignment & (alignment - 1)))
         fail(SQLLM_ERR_FORMAT, "general.alignment " + std::to_string(alignment) + " is not a power of two in [64, 2^20]");
 
     tensors_.reserve(n_tensors);
@@ -372,7 +372,7 @@ void SqfFile::validate_config() {
         if (e->type != VT_BOOL) fail(SQLLM_ERR_FORMAT, std::string("key ") + key + " must be BOOL");
         return e->raw[0] != 0;
     };
-    auto str = [&](const char *key, std::initializer_list<const char *> allowed) {
+    auto str = [&](const char *key, const auto &allowed) {
         const MetaEntry *e = find_meta(key);
         if (!e) fail(SQLLM_ERR_FORMAT, std::string("missing key ") + key);
         if (e->type != VT_STRING) fail(SQLLM_ERR_FORMAT, std::string("key ") + key + " must be STRING");
@@ -381,7 +381,7 @@ void SqfFile::validate_config() {
         fail(SQLLM_ERR_UNSUPPORTED, std::string("key ") + key + " = '" + printable(e->strings[0]) + "' is not supported");
     };
     const uint32_t big = 1u << 24;
-    c.family = str(KEY_FAMILY, {"llama", "mistral", "qwen2"});
+    c.family = str(KEY_FAMILY, FAMILIES);
     c.vocab_size = u32(KEY_VOCAB_SIZE, 1, big);
     c.hidden_size = u32(KEY_HIDDEN_SIZE, 1, 1u << 17);
     c.intermediate_size = u32(KEY_INTERMEDIATE_SIZE, 1, 1u << 19);
@@ -394,7 +394,7 @@ void SqfFile::validate_config() {
     c.context_length = u32(KEY_CONTEXT_LENGTH, 1, big);
     c.norm_eps = f32(KEY_NORM_EPS, 0.0f, 1.0f);
     c.rope_theta = f32(KEY_ROPE_THETA, 1e-3f, 1e12f);
-    c.rope_scaling_type = str(KEY_ROPE_SCALING_TYPE, {"none", "linear", "dynamic", "llama3"});
+    c.rope_scaling_type = str(KEY_ROPE_SCALING_TYPE, ROPE_SCALING_TYPES);
     c.rope_scaling_factor = f32(KEY_ROPE_SCALING_FACTOR, 1e-3f, 1e6f);
     c.rope_original_context_length = u32(KEY_ROPE_SCALING_ORIG_CTX, 0, big);
     c.rope_low_freq_factor = f32(KEY_ROPE_SCALING_LOW_FREQ, 0.0f, 1e6f);
@@ -402,7 +402,7 @@ void SqfFile::validate_config() {
     c.tie_embeddings = boolean(KEY_TIE_EMBEDDINGS);
     c.attention_bias = boolean(KEY_ATTENTION_BIAS);
     c.sliding_window = u32(KEY_SLIDING_WINDOW, 0, big);
-    if (c.rope_scaling_type == "llama3" && (c.rope_original_context_length == 0 || c.rope_high_freq_factor <= c.rope_low_freq_factor))
+    if (c.rope_scaling_type == ROPE_SCALING_LLAMA3 && (c.rope_original_context_length == 0 || c.rope_high_freq_factor <= c.rope_low_freq_factor))
         fail(SQLLM_ERR_FORMAT, "llama3 rope scaling needs original_context_length and high_freq_factor > low_freq_factor");
 }
 
@@ -424,9 +424,9 @@ void SqfFile::validate_linears() {
             L.bits = bits[i];
             L.group_size = gsize[i];
             L.cols = cols[i];
-            if (!linear_bits_allowed(L.bits)) fail(SQLLM_ERR_FORMAT, what + ": bits " + std::to_string(L.bits) + " not in {2,3,4,5,6,8}");
+            if (!linear_bits_allowed(L.bits)) fail(SQLLM_ERR_FORMAT, what + ": bits " + std::to_string(L.bits) + " is not an allowed width (SPEC §4)");
             if (L.cols == 0) fail(SQLLM_ERR_FORMAT, what + ": cols is 0");
-            if (L.group_size == 0 || (L.group_size != L.cols && L.group_size % kCodeBlock))
+            if (L.group_size == 0 || (L.group_size != L.cols && L.group_size % CODE_BLOCK))
                 fail(SQLLM_ERR_FORMAT, what + ": group size " + std::to_string(L.group_size) + " is neither cols nor a multiple of 32");
             L.groups = (L.cols + L.group_size - 1) / L.group_size;
             if (find_tensor(L.name)) fail(SQLLM_ERR_FORMAT, what + " is also stored unquantized");
@@ -513,25 +513,25 @@ void SqfFile::validate_linears() {
             fail(SQLLM_ERR_FORMAT, "tensor " + name + " has shape " + shape_string(t->shape, t->n_dims) + ", the config needs " + shape_string(want, cols ? 2 : 1));
         }
     };
-    expect("model.embed_tokens.weight", V, H);
-    expect("model.norm.weight", H, 0);
-    if (!c.tie_embeddings) expect("lm_head.weight", V, H);
+    expect(TENSOR_EMBED, V, H);
+    expect(TENSOR_FINAL_NORM, H, 0);
+    if (!c.tie_embeddings) expect(TENSOR_LM_HEAD, V, H);
     for (uint32_t l = 0; l < c.num_layers; l++) {
-        std::string p = "model.layers." + std::to_string(l) + ".";
-        expect(p + "input_layernorm.weight", H, 0);
-        expect(p + "post_attention_layernorm.weight", H, 0);
-        expect(p + "self_attn.q_proj.weight", Q, H);
-        expect(p + "self_attn.k_proj.weight", KV, H);
-        expect(p + "self_attn.v_proj.weight", KV, H);
-        expect(p + "self_attn.o_proj.weight", H, Q);
+        std::string p = LAYER_PREFIX + std::to_string(l) + ".";
+        expect(p + LAYER_ATTN_NORM, H, 0);
+        expect(p + LAYER_FFN_NORM, H, 0);
+        expect(p + LAYER_Q, Q, H);
+        expect(p + LAYER_K, KV, H);
+        expect(p + LAYER_V, KV, H);
+        expect(p + LAYER_O, H, Q);
         if (c.attention_bias) {
-            expect(p + "self_attn.q_proj.bias", Q, 0);
-            expect(p + "self_attn.k_proj.bias", KV, 0);
-            expect(p + "self_attn.v_proj.bias", KV, 0);
+            expect(p + LAYER_Q_BIAS, Q, 0);
+            expect(p + LAYER_K_BIAS, KV, 0);
+            expect(p + LAYER_V_BIAS, KV, 0);
         }
-        expect(p + "mlp.gate_proj.weight", I, H);
-        expect(p + "mlp.up_proj.weight", I, H);
-        expect(p + "mlp.down_proj.weight", H, I);
+        expect(p + LAYER_GATE, I, H);
+        expect(p + LAYER_UP, I, H);
+        expect(p + LAYER_DOWN, H, I);
     }
 }
 
