@@ -22,7 +22,6 @@ import numpy as np
 
 
 def largest_tensor_bytes_fp32(model: Path) -> tuple[str, int]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from sqllm.converter.checkpoint import open_checkpoint
 
     ckpt = open_checkpoint(model)

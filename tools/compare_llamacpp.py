@@ -40,11 +40,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-DATA = SHARED / "data"
+from common import DATA, ROOT, SHARED, model_dir
+
 PEER_SCRIPT = SHARED / "tools" / "get_llamacpp_peer.sh"
-DEV_MODEL_SCRIPT = SHARED / "tools" / "get_dev_model.sh"
 CALIBRATION = DATA / "tinystories_train.txt"
 EVALUATION = DATA / "wikitext2_valid.txt"
 RESULTS = ROOT / "docs" / "RESULTS.md"
@@ -148,19 +146,6 @@ def _remove(path: Path) -> None:
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "default"
-
-
-def model_dir(name: str) -> Path:
-    if name == "stories260K":
-        return ROOT / "models" / "stories260K"
-    if name == "dev":
-        env = os.environ.get("SQLLM_DEV_MODEL")
-        if env:
-            return Path(env)
-        out = subprocess.run(["bash", str(DEV_MODEL_SCRIPT)], check=True, capture_output=True, text=True,
-                             env={**os.environ, "PYTHON": sys.executable}).stdout
-        return Path(out.strip().splitlines()[-1])
-    return Path(name)
 
 
 def parameter_count(model: Path) -> int:

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+from common import DATA, ROOT, model_dir
 CALIBRATION = DATA / "tinystories_train.txt"
 # (label, bits, method, file): "kv" has the KV calibration, "plain" none (uniform then sets the
 # key ranges from the sequence: SPEC §7, online key ranges).
@@ -35,14 +34,6 @@ SETTINGS = [("fp16 cache", 0, "nuq", "kv"), ("nuq4, 1% outliers", 4, "nuq", "kv"
             ("int3, 1% outliers", 3, "uniform", "kv"), ("int2, 1% outliers", 2, "uniform", "kv"),
             ("int4, online key ranges", 4, "uniform", "plain"), ("int3, online key ranges", 3, "uniform", "plain"),
             ("int2, online key ranges", 2, "uniform", "plain")]
-
-
-def model_dir(name: str) -> Path:
-    if name == "stories260K":
-        return ROOT / "models" / "stories260K"
-    out = subprocess.run(["bash", str(ROOT.parent / "shared" / "tools" / "get_dev_model.sh")], check=True,
-                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    return Path(out)
 
 
 def decode_speed(model, ids: list[int], n_decode: int) -> float:

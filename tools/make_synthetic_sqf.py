@@ -10,18 +10,15 @@ Tensors are generated and written one at a time.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-
-from make_synthetic_model import SHAPES  # noqa: E402
-from sqllm.converter.config import KEY_TYPES, ARRAY_ITEM_TYPES, is_layer_linear, model_metadata  # noqa: E402
-from sqllm.converter.tokenizer import tokenizer_metadata  # noqa: E402
-from sqllm.formats import SqfWriter, constants as C, pack_codes  # noqa: E402
+from common import ROOT
+from make_synthetic_model import SHAPES
+from sqllm.converter.config import KEY_TYPES, ARRAY_ITEM_TYPES, is_layer_linear, model_metadata
+from sqllm.converter.tokenizer import tokenizer_metadata
+from sqllm.formats import SqfWriter, constants as C, pack_codes
 
 
 def main() -> None:

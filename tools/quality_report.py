@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -23,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+from common import DATA, ROOT, model_dir
 TEXTS = {"TinyStories": DATA / "tinystories_valid.txt", "WikiText-2": DATA / "wikitext2_valid.txt"}
 CALIBRATION = DATA / "tinystories_train.txt"
 
@@ -56,19 +54,6 @@ BUDGETS = {"stories260K": [5.0, 5.5, 6.0, 7.0], "dev": [3.5, 4.0, 4.5, 5.0]}
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], check=True, capture_output=True, text=True)
-
-
-def model_dir(name: str) -> Path:
-    if name == "stories260K":
-        return ROOT / "models" / "stories260K"
-    if name == "dev":
-        env = os.environ.get("SQLLM_DEV_MODEL")
-        if env:
-            return Path(env)
-        out = subprocess.run(["bash", str(ROOT.parent / "shared" / "tools" / "get_dev_model.sh")], check=True,
-                             capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable}).stdout
-        return Path(out.strip().splitlines()[-1])
-    return Path(name)
 
 
 def main() -> None:
