@@ -11,7 +11,7 @@ PROMPT ?= Once upon a time
 # Calibration text for the demo's Fisher (without it the demo converts with unweighted k-means).
 CALIBRATION ?= ../shared/data/tinystories_train.txt
 
-.PHONY: setup demo test test-python test-cpp test-asan check-install golden clean
+.PHONY: setup demo test test-python test-cpp test-asan check-install check-c-install golden clean
 
 setup: $(BUILD_STAMP)
 
@@ -58,6 +58,13 @@ test-asan: $(DEPS_STAMP)
 # A normal (non-editable) install must import the same code as the editable one.
 check-install: $(BUILD_STAMP)
 	$(BIN)/python tools/check_install.py
+
+# The C library as other projects get it: cmake --install, then examples/ built against the
+# installed copy (find_package, shared and static; pkg-config) and run.
+check-c-install: $(DEPS_STAMP)
+	$(BIN)/cmake -S . -B build/ctest -G Ninja -DCMAKE_BUILD_TYPE=Release -DSQLLM_TESTS=ON
+	$(BIN)/cmake --build build/ctest -j $(JOBS)
+	CMAKE=$(BIN)/cmake JOBS=$(JOBS) tools/check_c_install.sh build/ctest
 
 golden: $(BUILD_STAMP)
 	$(BIN)/python tools/make_golden.py

@@ -72,7 +72,7 @@ def run(
         typer.echo("error: give at most one of --kv-bits and --no-kv-quant", err=True)
         raise typer.Exit(2)
     try:
-        model = Model(file, threads=threads, n_ctx=ctx_size, kv_cache=kv_cache, verify_checksums=verify,
+        model = Model(file, threads=threads, n_ctx=ctx_size, kv_cache=kv_cache, verify_checksums=verify, guard_mapping=True,
                       kv_bits=0 if no_kv_quant else kv_bits, kv_method=kv_method, int8=int8)
         if perplexity is not None:
             try:

@@ -35,19 +35,22 @@ class Model:
 
     def __init__(self, path: str | os.PathLike, *, threads: int = 0, n_ctx: int = 0, n_batch: int = 64,
                  kv_cache: str = "f16", kv_bits: int | None = None, kv_method: str = "nuq",
-                 int8: bool = False, verify_checksums: bool = False):
+                 int8: bool = False, verify_checksums: bool = False, guard_mapping: bool = False):
         """kv_bits: None quantizes the KV cache as the file says (KVQuant, when it was converted
         with --kv-bits), 0 never, 2/3/4 at that width; kv_method "nuq" (the file's calibrated
         datatype) or "uniform" (evenly spaced levels, same ranges, outliers and sink; on a file
         without KV calibration the key ranges come from the sequence, and kv_bits must be given).
         kv_cache: f16 or f32, the precision of a cache that is not quantized.
         int8: run the 2-4-bit linears with int8 activations and 255-level LUTs (faster decode,
-        approximate: see docs/RESULTS.md) instead of the exact fp32 path."""
+        approximate: see docs/RESULTS.md) instead of the exact fp32 path.
+        guard_mapping: install a process-wide SIGBUS handler so that the file being truncated while
+        mapped raises FileError on the next call instead of killing the process (sqllm_load_params
+        in sqllm.h says how); sqrun turns it on."""
         if kv_cache not in ("f16", "f32"):
             raise ValueError(f"kv_cache must be 'f16' or 'f32', got {kv_cache!r}")
         t0 = time.perf_counter()
         self.path = os.fspath(path)
-        self._model = _sqllm.LoadedModel(self.path, verify_checksums)
+        self._model = _sqllm.LoadedModel(self.path, verify_checksums, guard_mapping)
         self._ctx_args = dict(n_ctx=n_ctx, n_threads=threads, n_batch=n_batch, kv_f32=kv_cache == "f32",
                               kv_bits=-1 if kv_bits is None else kv_bits, kv_method=kv_method, int8=bool(int8))
         self._ctx = _sqllm.Context(self._model, **self._ctx_args)

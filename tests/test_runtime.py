@@ -174,7 +174,7 @@ def test_file_changed_in_place_while_mapped(stories_q, tmp_path, change):
 import os
 from sqllm.runtime import Model
 from sqllm.errors import FileError
-m = Model({str(path)!r})
+m = Model({str(path)!r}, guard_mapping=True)
 before = m.logits([1, 2, 3])
 if {change!r} == "truncate":
     os.truncate({str(path)!r}, 4096)

@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = r"""
 import hashlib, json, pkgutil, sys, importlib, importlib.util
 out = {}
+for name in ("sqllm", "sqllm.errors"):
+    origin = importlib.util.find_spec(name).origin
+    out[name] = (origin, hashlib.sha256(open(origin, "rb").read()).hexdigest())
 for pkg in ("sqllm.formats", "sqllm.converter", "sqllm.runtime"):
     m = importlib.import_module(pkg)
     for info in pkgutil.iter_modules(m.__path__, pkg + "."):

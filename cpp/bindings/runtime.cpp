@@ -46,11 +46,15 @@ namespace sqllm_py {
 
 void register_runtime(py::module_ &m) {
     py::class_<sqllm::Model>(m, "LoadedModel", "An .sqf model mapped and ready to run.")
-        .def(py::init([](const std::string &path, bool verify) {
+        .def(py::init([](const std::string &path, bool verify, bool guard) {
+                 sqllm_load_params p = sqllm_load_params_default();
+                 p.verify_checksums = verify;
+                 p.guard_mapping = guard;
                  py::gil_scoped_release release;
-                 return sqllm::Model::load(path, verify);
+                 return sqllm::Model::load(path, p);
              }),
-             py::arg("path"), py::arg("verify_checksums") = false)
+             py::arg("path"), py::arg("verify_checksums") = false, py::arg("guard_mapping") = false,
+             "guard_mapping: see sqllm_load_params in sqllm.h (a process-wide SIGBUS handler).")
         .def_property_readonly("vocab_size", [](const sqllm::Model &mdl) { return mdl.config().vocab_size; })
         .def_property_readonly("context_length", [](const sqllm::Model &mdl) { return mdl.config().context_length; })
         .def_property_readonly("bos", [](const sqllm::Model &mdl) { return mdl.tokenizer().bos_id(); })

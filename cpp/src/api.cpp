@@ -91,6 +91,7 @@ const char *sqllm_last_error(void) { return g_last_error.c_str(); }
 sqllm_load_params sqllm_load_params_default(void) {
     sqllm_load_params p;
     p.verify_checksums = 0;
+    p.guard_mapping = 0;
     return p;
 }
 
@@ -100,7 +101,7 @@ sqllm_status sqllm_model_load(const char *path, const sqllm_load_params *params,
         *out_model = nullptr;
         sqllm_load_params p = params ? *params : sqllm_load_params_default();
         auto model = std::make_unique<sqllm_model>();
-        model->model = sqllm::Model::load(path, p.verify_checksums != 0);
+        model->model = sqllm::Model::load(path, p);
         model->file = &model->model->file();
         *out_model = model.release();
         return SQLLM_OK;

@@ -114,9 +114,9 @@ void rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out) {
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string &path, bool verify_checksums) {
+std::unique_ptr<Model> Model::load(const std::string &path, const sqllm_load_params &params) {
     std::unique_ptr<Model> m(new Model());
-    m->file_ = SqfFile::open(path, verify_checksums);
+    m->file_ = SqfFile::open(path, params.verify_checksums != 0, params.guard_mapping != 0);
     const SqfFile &f = *m->file_;
     const ModelConfig &c = f.config();
     std::string error;

@@ -42,7 +42,8 @@ struct LayerWeights {
 
 class Model {
 public:
-    static std::unique_ptr<Model> load(const std::string &path, bool verify_checksums);
+    // params: the C API's load parameters (sqllm.h).
+    static std::unique_ptr<Model> load(const std::string &path, const sqllm_load_params &params);
 
     const SqfFile &file() const { return *file_; }
     const ModelConfig &config() const { return file_->config(); }

@@ -115,7 +115,7 @@ bool mul_overflows(uint64_t a, uint64_t b, uint64_t *out) {
     throw Error(status, path_ + ": " + what);
 }
 
-std::unique_ptr<SqfFile> SqfFile::open(const std::string &path, bool verify) {
+std::unique_ptr<SqfFile> SqfFile::open(const std::string &path, bool verify, bool guard) {
     std::unique_ptr<SqfFile> f(new SqfFile());
     f->path_ = path;
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -133,7 +133,7 @@ std::unique_ptr<SqfFile> SqfFile::open(const std::string &path, bool verify) {
     void *p = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) f->fail(SQLLM_ERR_IO, std::string("cannot map: ") + std::strerror(errno));
     f->base_ = static_cast<const uint8_t *>(p);
-    guard_mapping(p, f->size_);
+    if (guard) f->guarded_ = guard_mapping(p, f->size_);
     f->parse();
     f->validate_config();
     f->validate_linears();
@@ -145,7 +145,7 @@ std::unique_ptr<SqfFile> SqfFile::open(const std::string &path, bool verify) {
 
 SqfFile::~SqfFile() {
     if (base_) {
-        unguard_mapping(base_);
+        if (guarded_) unguard_mapping(base_);
         munmap(const_cast<uint8_t *>(base_), size_);
     }
     if (fd_ >= 0) ::close(fd_);
@@ -154,7 +154,7 @@ SqfFile::~SqfFile() {
 void SqfFile::check_unchanged() const {
     struct stat st;
     const bool same = fstat(fd_, &st) == 0 && uint64_t(st.st_size) == size_ && mtime_ns(st) == mtime_ns_;
-    if (!same || mapping_damaged(base_))
+    if (!same || (guarded_ && mapping_damaged(base_)))
         fail(SQLLM_ERR_IO, "the file was changed in place while in use (truncated or overwritten); what was read from "
                            "it since is not valid: load it again");
 }

@@ -78,7 +78,8 @@ struct KvCalibration {
 class SqfFile {
 public:
     // Throws Error on any failure; the message names the file and the key or tensor.
-    static std::unique_ptr<SqfFile> open(const std::string &path, bool verify_checksums);
+    // guard_mapping: register the mapping with mapguard.h (installs its SIGBUS handler).
+    static std::unique_ptr<SqfFile> open(const std::string &path, bool verify_checksums, bool guard_mapping = false);
     ~SqfFile();
     SqfFile(const SqfFile &) = delete;
     SqfFile &operator=(const SqfFile &) = delete;
@@ -104,7 +105,8 @@ public:
     void verify_checksums() const;
     // Throws Error(IO) when the mapped file was changed in place since it was opened (truncated,
     // rewritten or resized; a file renamed over the path is a new file and changes nothing
-    // here). Reads of the mapping never crash (mapguard.h); this says when they read garbage.
+    // here). With a guarded mapping, reads never crash (mapguard.h); this says when they read
+    // garbage.
     void check_unchanged() const;
 
 private:
@@ -119,6 +121,7 @@ private:
     const uint8_t *base_ = nullptr;
     uint64_t size_ = 0;
     int fd_ = -1;  // kept open to see changes of the mapped file itself
+    bool guarded_ = false;
     int64_t mtime_ns_ = 0;
     uint64_t data_start_ = 0;
     std::vector<MetaEntry> meta_;

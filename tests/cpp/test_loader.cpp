@@ -108,11 +108,14 @@ int main() {
 
     const std::string tmp = "build/test_loader_tmp.sqf";
     {
-        // Truncated under the mapping: reading the vanished pages gives zeros instead of SIGBUS,
+        // Truncated under a guarded mapping: reading the vanished pages gives zeros instead of SIGBUS,
         // and the next call says what happened.
         write_file(tmp, data.data(), data.size());
         sqllm_model *m = nullptr;
-        check(sqllm_model_load(tmp.c_str(), nullptr, &m) == SQLLM_OK, "a copy of golden.sqf loads");
+        sqllm_load_params guarded = sqllm_load_params_default();
+        check(guarded.guard_mapping == 0, "the mapping guard is off by default");
+        guarded.guard_mapping = 1;
+        check(sqllm_model_load(tmp.c_str(), &guarded, &m) == SQLLM_OK, "a copy of golden.sqf loads, guarded");
         sqllm_tensor_info last{};
         size_t n_tensors = 0;
         for (sqllm_tensor_info t{}; sqllm_model_tensor(m, n_tensors, &t) == SQLLM_OK; n_tensors++)

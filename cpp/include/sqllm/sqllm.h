@@ -55,6 +55,17 @@ typedef struct sqllm_model sqllm_model;
 
 typedef struct sqllm_load_params {
     int verify_checksums; /* non-zero: check every tensor's CRC-32 (reads the whole file) */
+    int guard_mapping;    /* non-zero: survive the file being truncated while mapped (default 0).
+                           * The model's weights are read from a memory mapping of the file; if
+                           * another program truncates or rewrites it in place, reading a page
+                           * past its new end raises SIGBUS, which kills the process. A guarded
+                           * mapping installs, once per process, a SIGBUS handler (chaining to
+                           * the handler installed before it, for faults outside sqllm's
+                           * mappings) that maps zeros over the missing page, so the read in
+                           * flight finishes; the next call on the model then fails with
+                           * SQLLM_ERR_IO. Leave it 0 when the application owns SIGBUS. Whether
+                           * guarded or not, a change of the file is reported by the next call
+                           * (SQLLM_ERR_IO) whenever the process survives it. */
 } sqllm_load_params;
 
 SQLLM_API sqllm_load_params sqllm_load_params_default(void);
