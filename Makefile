@@ -11,7 +11,7 @@ PROMPT ?= Once upon a time
 # Calibration text for the demo's Fisher (without it the demo converts with unweighted k-means).
 CALIBRATION ?= ../shared/data/tinystories_train.txt
 
-.PHONY: setup demo test test-python test-cpp test-asan check-install check-c-install golden clean
+.PHONY: setup demo test test-python test-cpp test-asan check-install check-c-install fuzz golden clean
 
 setup: $(BUILD_STAMP)
 
@@ -65,6 +65,21 @@ check-c-install: $(DEPS_STAMP)
 	$(BIN)/cmake -S . -B build/ctest -G Ninja -DCMAKE_BUILD_TYPE=Release -DSQLLM_TESTS=ON
 	$(BIN)/cmake --build build/ctest -j $(JOBS)
 	CMAKE=$(BIN)/cmake JOBS=$(JOBS) tools/check_c_install.sh build/ctest
+
+# Fuzzing (tests/fuzz): the libFuzzer targets built with clang, ASan and UBSan (clang and
+# libFuzzer from the system packages, installed here when missing), and the atheris targets;
+# FUZZ_SECONDS per target. A longer campaign: docs/RESULTS.md.
+FUZZ_SECONDS ?= 60
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+fuzz: $(BUILD_STAMP)
+	dpkg -s clang libclang-rt-dev > /dev/null 2>&1 || \
+	    ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends clang libclang-rt-dev)
+	$(BIN)/python -c "import atheris" 2> /dev/null || $(BIN)/python -m pip install --quiet atheris
+	CC=clang CXX=clang++ $(BIN)/cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=None \
+	    "-DCMAKE_CXX_FLAGS=-O1 -gline-tables-only" "-DCMAKE_C_FLAGS=-O1 -gline-tables-only" \
+	    -DSQLLM_FUZZ=ON -DSQLLM_SANITIZE=ON -DSQLLM_TESTS=OFF -DSQLLM_INSTALL=OFF
+	$(BIN)/cmake --build build/fuzz -j $(JOBS)
+	PYTHON=$(BIN)/python tools/run_fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
 golden: $(BUILD_STAMP)
 	$(BIN)/python tools/make_golden.py

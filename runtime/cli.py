@@ -10,24 +10,17 @@ import typer
 
 from sqllm.errors import SqllmError
 
+from .chat import render_chat
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 def _render_chat(model, prompt: str) -> str:
     if not model.chat_template:
         raise SqllmError(f"{model.path}: the model has no chat template (drop --chat)")
-    import jinja2
-
-    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
-
-    def raise_exception(message):
-        raise SqllmError(f"chat template: {message}")
-
-    env.globals["raise_exception"] = raise_exception
     piece = lambda t: model.detokenize([t]) if t >= 0 else ""  # noqa: E731
-    return env.from_string(model.chat_template).render(
-        messages=[{"role": "user", "content": prompt}], add_generation_prompt=True,
-        bos_token=piece(model.bos), eos_token=piece(model.eos))
+    return render_chat(model.chat_template, [{"role": "user", "content": prompt}], bos_token=piece(model.bos),
+                       eos_token=piece(model.eos), source=f"{model.path}: chat template")
 
 
 def _kv_line(model) -> str:

@@ -3,6 +3,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(SQLLM_X86)
+#include <cpuid.h>
+#endif
+
 namespace sqllm {
 namespace kernels {
 namespace {
@@ -18,7 +22,8 @@ CpuFeatures detect() {
     __builtin_cpu_init();
     f.avx2 = __builtin_cpu_supports("avx2");
     f.fma = __builtin_cpu_supports("fma");
-    f.f16c = __builtin_cpu_supports("f16c");
+    unsigned eax, ebx, ecx, edx;  // clang has no "f16c" for __builtin_cpu_supports: CPUID leaf 1
+    f.f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
     // libgcc sets the AVX-512 bits only when the OS saves the zmm state (XCR0).
     f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi") &&

@@ -250,7 +250,7 @@ sqllm_status sqllm_detokenize(const sqllm_model *model, const int32_t *tokens, s
         *out_length = text.size();
         if (text.size() > capacity)
             return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_detokenize: " + std::to_string(text.size()) + " bytes do not fit in " + std::to_string(capacity));
-        std::memcpy(out_text, text.data(), text.size());
+        if (!text.empty()) std::memcpy(out_text, text.data(), text.size());
         return SQLLM_OK;
     });
 }

@@ -181,6 +181,9 @@ void QuantKvCache::set_ranges_from_warm(Layer &L) {
 
 void QuantKvCache::store(int layer, int32_t pos0, int32_t n, const float *k, const float *v) {
     Layer &L = layers_[size_t(layer)];
+    if (pos0 > L.stored)
+        throw Error(SQLLM_ERR_INVALID_ARGUMENT, "KV cache: positions are stored in order; position " + std::to_string(pos0) +
+                                                    " comes after " + std::to_string(L.stored - 1));
     for (int32_t t = 0; t < n; t++) {
         const int32_t pos = pos0 + t;
         const float *kt = k + size_t(t) * size_t(C_), *vt = v + size_t(t) * size_t(C_);
@@ -205,6 +208,7 @@ void QuantKvCache::store(int layer, int32_t pos0, int32_t n, const float *k, con
         }
         L.koff[size_t(pos) + 1] = uint32_t(L.kidx.size());
         L.voff[size_t(pos) + 1] = uint32_t(L.vidx.size());
+        L.stored = pos + 1;
         if (online_ && warm == kRangeTokens - 1) {
             // The window is complete and holds the last positions stored: quantize its keys
             // (from their fp16 values) with the new ranges, outliers appended in order.
@@ -273,6 +277,7 @@ void QuantKvCache::store_value(Layer &L, int32_t pos, const float *v) {
 
 void QuantKvCache::key(int layer, int32_t pos, int head, float *out) const {
     const Layer &L = layers_[size_t(layer)];
+    if (pos >= L.stored) return std::fill(out, out + D_, 0.0f);
     if (!L.ranges_set && pos >= sink_) {
         if (pos - sink_ < kRangeTokens)  // the warm-up window of online ranges, in fp16
             kernels::fp16_to_fp32_array(L.kwarm.data() + size_t(pos - sink_) * size_t(C_) + size_t(head) * size_t(D_), out, D_);
@@ -288,6 +293,7 @@ void QuantKvCache::key(int layer, int32_t pos, int head, float *out) const {
 
 void QuantKvCache::value(int layer, int32_t pos, int head, float *out) const {
     const Layer &L = layers_[size_t(layer)];
+    if (pos >= L.stored) return std::fill(out, out + D_, 0.0f);
     const float zero = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2]), scale = kernels::fp16_to_fp32(L.vrange[size_t(pos) * 2 + 1]);
     decode({L.vsink.data(), L.vcodes.data(), L.voff.data(), L.vidx.data(), L.vval.data(), L.vcent.data(), &zero, &scale, 0},
            pos, head, out);

@@ -27,7 +27,8 @@ class KvCache {
 public:
     virtual ~KvCache() = default;
     // Stores n tokens' keys (before RoPE) and values, [n][kv_heads * head_dim] each, at
-    // positions pos0 .. pos0 + n - 1. `rope` covers those positions.
+    // positions pos0 .. pos0 + n - 1, pos0 at most the number of positions stored since the
+    // last rewrite from an earlier one (positions come in order). `rope` covers them.
     virtual void store(int layer, int32_t pos0, int32_t n, const float *k, const float *v, const Rope &rope) = 0;
     // Rows [m][head_dim] for kv head `head` and positions b0 .. b0 + m - 1: the keys after RoPE,
     // or the values.
@@ -84,7 +85,9 @@ public:
     int n_layers() const { return int(layers_.size()); }
     int32_t n_ctx() const { return n_ctx_; }
 
-    // Quantizes n tokens' keys (pre-RoPE) and values, [n][channels], into positions pos0 ...
+    // Quantizes n tokens' keys (pre-RoPE) and values, [n][channels], into positions pos0 ...;
+    // pos0 is at most the number stored (a rewrite from an earlier position drops the later
+    // ones), else Error(INVALID_ARGUMENT).
     void store(int layer, int32_t pos0, int32_t n, const float *k, const float *v);
     void store(int layer, int32_t pos0, int32_t n, const float *k, const float *v, const Rope &) override {
         store(layer, pos0, n, k, v);
@@ -113,6 +116,9 @@ private:
         // the ranges are not set (ranges_set false), [kRangeTokens][channels].
         std::vector<uint16_t> kwarm;
         bool ranges_set = true;
+        // Positions [0, stored) hold what was stored last: storing a position drops the ones
+        // after it (their outliers are gone), which then read as zeros.
+        int32_t stored = 0;
     };
     void set_key_ranges(Layer &L, const float *lo, const float *hi);
     void set_ranges_from_warm(Layer &L);

@@ -33,6 +33,15 @@ Sampler::Sampler(const SamplerParams &p) : params_(p) {
 }
 
 int32_t Sampler::sample(const float *logits, int32_t vocab, const std::vector<int32_t> &history) {
+    // NaN would break the orderings below; -infinity (a token ruled out) is fine, as long as one
+    // token is left.
+    bool any_finite = false;
+    for (int32_t i = 0; i < vocab; i++) {
+        if (std::isnan(logits[i]) || logits[i] == INFINITY)
+            throw Error(SQLLM_ERR_INVALID_ARGUMENT, "sampler: the logit of token " + std::to_string(i) + " is " + std::to_string(logits[i]));
+        any_finite = any_finite || std::isfinite(logits[i]);
+    }
+    if (!any_finite) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "sampler: every logit is -infinity");
     candidates_.resize(size_t(vocab));
     for (int32_t i = 0; i < vocab; i++) candidates_[size_t(i)] = {logits[i], i};
     if (params_.repetition_penalty != 1.0f && params_.repetition_window > 0) {

@@ -18,7 +18,8 @@ public:
     // Throws Error(INVALID_ARGUMENT) naming the first parameter out of range.
     explicit Sampler(const SamplerParams &p);
     // Picks the next token from logits[vocab]; `history` is the sequence so far (for the
-    // penalty). The random draw depends only on the seed and the history length.
+    // penalty). The random draw depends only on the seed and the history length. Throws
+    // Error(INVALID_ARGUMENT) when a logit is NaN or +infinity, or all are -infinity.
     int32_t sample(const float *logits, int32_t vocab, const std::vector<int32_t> &history);
 
 private:

@@ -1,0 +1,31 @@
+"""atheris target: `sqconvert inspect` (inspect_file + format_report) on arbitrary files. An input
+either inspects or raises SqllmError (the one error line the CLI prints); anything else is a
+crash. Seeds: corpus/sqf_load."""
+
+import os
+import sys
+import tempfile
+
+from sqllm.errors import SqllmError
+from sqllm.formats.inspect import format_report, inspect_file
+
+PATH = os.path.join(tempfile.mkdtemp(prefix="sqllm-fuzz-"), "input.sqf")
+
+
+def one_input(data: bytes) -> None:
+    with open(PATH, "wb") as f:
+        f.write(data)
+    try:
+        format_report(inspect_file(PATH))
+    except SqllmError:
+        pass
+
+
+if __name__ == "__main__":
+    import atheris
+
+    # sqllm's modules load through the editable install's own importer, which atheris's import
+    # hook does not see: instrument everything loaded instead.
+    atheris.instrument_all()
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()
