@@ -291,3 +291,26 @@ def test_python_and_c_generators_give_the_same_tokens(stories_q):
     finally:
         lib.sqllm_context_free(ctx)
         lib.sqllm_model_free(model)
+
+
+def test_found_by_fuzzing():
+    """What the fuzz targets found, at the Python edge: out-of-order KV-cache positions, NaN
+    logits, chat templates that fail or reach for Python internals: each an SqllmError."""
+    from sqllm import _sqllm
+    from sqllm.errors import SqllmError
+    from sqllm.runtime.chat import render_chat
+
+    golden = Path(__file__).parent / "data" / "golden.sqf"
+    cache = _sqllm.QuantKvCache(_sqllm.LoadedModel(str(golden)), 16, 3, "uniform")
+    kv = np.ones((2, 16), np.float32)
+    with pytest.raises(InvalidArgumentError, match="in order"):
+        cache.store(0, 5, kv, kv)
+    cache.store(0, 0, kv, kv)
+    cache.store(0, 2, kv, kv)
+    cache.store(0, 0, kv[:1], kv[:1])  # a rewrite from position 0 drops positions 1-3
+    assert not cache.read(0, 3)[1].any()
+    with pytest.raises(InvalidArgumentError, match="logit of token 1"):
+        _sqllm.sample(np.array([0.0, np.nan], np.float32), np.zeros(0, np.int32), 0.8, 40, 0.95, 0.05, 1.0, 64, 0)
+    for template in ("{{ 1 / 0 }}", "{{ ''.__class__.__mro__ }}", "{% for %}", "{{ raise_exception('no') }}"):
+        with pytest.raises(SqllmError, match="m.sqf: chat template"):
+            render_chat(template, [{"role": "user", "content": "hi"}], source="m.sqf: chat template")
