@@ -1,11 +1,17 @@
 /*
  * sqllm — public C API.
  *
- * Load a .sqf model (formats/SPEC.md), read its metadata, tokenize, evaluate and generate. Every function returns a status
- * code (or a value that cannot fail); none aborts on bad input. After a failure,
- * sqllm_last_error() tells what went wrong, naming the file, key or tensor.
+ * Load a .sqf model (formats/SPEC.md), read its metadata, tokenize, evaluate, score and
+ * generate. Every function returns a status code (or a value that cannot fail); none aborts or
+ * prints on bad input. After a failure, sqllm_last_error() tells what went wrong, naming the
+ * file, key or tensor. Parameters are checked by the library, in one place, whatever the caller
+ * (the Python package runs the same code and raises one exception class per status).
  *
- * Handles are opaque. A loaded model is immutable and may be used from several threads.
+ * Handles are opaque. A loaded model is immutable and may be used from several threads. Loading
+ * installs no signal handler unless sqllm_load_params.guard_mapping asks for one.
+ *
+ * Installed by `cmake --install`: link with -lsqllm (pkg-config sqllm) or, from CMake,
+ * find_package(sqllm) and the target sqllm::sqllm (or sqllm::sqllm_static).
  */
 #ifndef SQLLM_H
 #define SQLLM_H
