@@ -21,9 +21,17 @@ def one_input(data: bytes) -> None:
 
 if __name__ == "__main__":
     import atheris
+    import jinja2.compiler
+    import jinja2.filters
+    import jinja2.lexer
+    import jinja2.parser
+    import jinja2.runtime
+    import jinja2.sandbox
 
-    # sqllm's modules load through the editable install's own importer, which atheris's import
-    # hook does not see: instrument everything loaded instead.
-    atheris.instrument_all()
+    import sqllm.runtime.chat as chat
+
+    from atheris_instrument import instrument
+
+    instrument(chat, jinja2.lexer, jinja2.parser, jinja2.compiler, jinja2.sandbox, jinja2.runtime, jinja2.filters)
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()

@@ -23,9 +23,11 @@ def one_input(data: bytes) -> None:
 
 if __name__ == "__main__":
     import atheris
+    import sqllm.formats.inspect as inspect_module
+    import sqllm.formats.reader as reader
 
-    # sqllm's modules load through the editable install's own importer, which atheris's import
-    # hook does not see: instrument everything loaded instead.
-    atheris.instrument_all()
+    from atheris_instrument import instrument
+
+    instrument(inspect_module, reader)
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()

@@ -22,9 +22,10 @@ def one_input(data: bytes) -> None:
 
 if __name__ == "__main__":
     import atheris
+    import sqllm.converter.checkpoint as checkpoint
 
-    # sqllm's modules load through the editable install's own importer, which atheris's import
-    # hook does not see: instrument everything loaded instead.
-    atheris.instrument_all()
+    from atheris_instrument import instrument
+
+    instrument(checkpoint)
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
