@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "bindings.h"
+#include "src/format.h"
 #include "src/tokenizer.h"
 
 namespace py = pybind11;
@@ -35,6 +36,7 @@ sqllm::Tokenizer from_metadata(const py::dict &metadata) {
     if (!read_key(metadata, "tokenizer.ggml.model", d.model)) throw py::value_error("tokenizer metadata: no tokenizer.ggml.model");
     if (!read_key(metadata, "tokenizer.ggml.tokens", d.tokens)) throw py::value_error("tokenizer metadata: no tokenizer.ggml.tokens");
     read_key(metadata, "tokenizer.ggml.pre", d.pre);
+    read_key(metadata, sqllm::format::KEY_TOKENIZER_PIPELINE, d.pipeline);
     read_key(metadata, "tokenizer.ggml.scores", d.scores);
     read_key(metadata, "tokenizer.ggml.token_type", d.types);
     read_key(metadata, "tokenizer.ggml.merges", d.merges);

@@ -56,6 +56,8 @@ inline constexpr const char *SUFFIX_ROWPTR = ".csr.rowptr";
 inline constexpr const char *SUFFIX_COLS = ".csr.cols";
 inline constexpr const char *SUFFIX_VALS = ".csr.vals";
 
+inline constexpr const char *KEY_TOKENIZER_PIPELINE = "sqllm.tokenizer.pipeline";
+
 inline constexpr const char *KEY_TENSOR_CRC32 = "sqllm.tensor_crc32";
 inline constexpr const char *KV_NAMESPACE = "sqllm.kv.";
 inline constexpr const char *KEY_KV_BITS = "sqllm.kv.bits";

@@ -88,6 +88,7 @@ TokenizerData tokenizer_data(const SqfFile &f) {
     };
     d.model = str("tokenizer.ggml.model");
     d.pre = str("tokenizer.ggml.pre");
+    d.pipeline = str(format::KEY_TOKENIZER_PIPELINE);
     d.tokens = strings("tokenizer.ggml.tokens");
     d.merges = strings("tokenizer.ggml.merges");
     if (const MetaEntry *e = f.find_meta("tokenizer.ggml.scores"); e && e->type == format::VT_ARRAY && e->item_type == format::VT_FLOAT32) {
