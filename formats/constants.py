@@ -117,6 +117,7 @@ KEY_TOKENIZER_ADD_EOS = "tokenizer.ggml.add_eos_token"
 KEY_TOKENIZER_ADD_SPACE_PREFIX = "tokenizer.ggml.add_space_prefix"
 KEY_CHAT_TEMPLATE = "tokenizer.chat_template"
 KEY_HF_TOKENIZER_JSON = "tokenizer.huggingface.json"
+KEY_TOKENIZER_PIPELINE = "sqllm.tokenizer.pipeline"
 
 
 def padded_cols(cols: int) -> int:

@@ -405,38 +405,65 @@ def edited_tokenizer_json(tmp_path: Path, edit) -> Path:
     return tmp_path
 
 
+SPLIT_DIGITS = {"type": "Split", "pattern": {"Regex": "\\d+"}, "behavior": "Isolated", "invert": False}
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s["model"].update(type="Unigram"), "Unigram"),
-    (lambda s: s.update(normalizer={"type": "NFKC"}), "normalizer"),
-    (lambda s: s["model"].update(byte_fallback=False), "byte_fallback"),
-    (lambda s: s.update(normalizer=None, pre_tokenizer={"type": "Sequence", "pretokenizers": [
-        {"type": "Split", "pattern": {"Regex": "\\d+"}, "behavior": "Isolated", "invert": False},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]})
-     or s["model"].update(byte_fallback=False), "pre-tokenizer"),
+    (lambda s: s.update(normalizer={"type": "BertNormalizer"}), "normalizer 'BertNormalizer' is not supported"),
+    (lambda s: s.update(normalizer={"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "StripAccents"}]}),
+     "normalizer 'Sequence': normalizer 'StripAccents' is not supported"),
+    (lambda s: s.update(pre_tokenizer={"type": "Sequence", "pretokenizers": [SPLIT_DIGITS, {"type": "UnicodeScripts"}]}),
+     "pre-tokenizer 'UnicodeScripts' is not supported"),
+    (lambda s: s.update(pre_tokenizer={"type": "Split", "pattern": {"Regex": "(\\d+"}, "behavior": "Isolated"}),
+     "pre-tokenizer 'Split': pattern: .*offset"),
+    (lambda s: s.update(pre_tokenizer={"type": "Split", "pattern": {"Regex": "\\d"}, "behavior": "Sideways"}),
+     "unknown behavior 'Sideways'"),
+    (lambda s: s.update(pre_tokenizer={"type": "Metaspace", "replacement": "ab"}), "replacement is not one character"),
+    (lambda s: s.update(decoder={"type": "WordPiece", "prefix": "##"}), "decoder 'WordPiece' is not supported"),
+    (lambda s: s.update(post_processor={"type": "RobertaProcessing"}), "post-processor 'RobertaProcessing'"),
+    (lambda s: s["model"].update(unk_token="<nope>"), "names the token .<nope>., which is not in the vocabulary"),
+    (lambda s: s["model"].update(continuing_subword_prefix="##"), "continuing_subword_prefix"),
     (lambda s: s["model"].update(merges=[["a b", "c"]]), "space"),
+    (lambda s: s["model"].update(merges=[["▁t", "zz"]]), "merge 0 .* not in the vocabulary"),
     (lambda s: s["added_tokens"].append({"id": 5, "content": "<new>", "special": True}), "reuses id"),
+    (lambda s: s["model"]["vocab"].update({"x": "7"}), "token ids must be integers"),
+    (lambda s: s.update(model="BPE"), "malformed"),
 ])
 def test_unsupported_tokenizer_json_is_a_value_error(tmp_path, edit, message):
     folder = edited_tokenizer_json(tmp_path, edit)
     with pytest.raises(ValueError, match=message) as info:
         tokenizer_metadata(folder)
-    assert "tokenizer.json" in str(info.value)
+    assert "tokenizer.json" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_sentencepiece_style_variants(tmp_path, caplog):
-    """Replace-only (no dummy prefix) matches HF exactly; Metaspace is run as the dummy prefix,
-    which matches HF except for text that starts with a space or follows a special token."""
-    lines = [t for t in data_lines()[:3000] + EDGE_TEXTS if "<" not in t and not t.startswith(" ")]
-    replace_only = edited_tokenizer_json(tmp_path / "replace",
-                                         lambda s: s.update(normalizer=s["normalizer"]["normalizers"][1]))
+METASPACE_VARIANTS = [
+    pytest.param({"prepend_scheme": scheme, "split": split}, id=f"{scheme}-split={split}")
+    for scheme in ("always", "first", "never") for split in (False, True)
+]
+
+
+@pytest.mark.parametrize("metaspace", METASPACE_VARIANTS)
+def test_sentencepiece_style_variants(tmp_path, metaspace):
+    """stories260K's BPE behind a Metaspace pre-tokenizer instead of its Prepend + Replace
+    normalizer: every prepend scheme, with and without split, matches HF, also on text that starts
+    with a space or follows a special token."""
+    folder = edited_tokenizer_json(tmp_path, lambda s: s.update(normalizer=None, pre_tokenizer={
+        "type": "Metaspace", "replacement": "\u2581", **metaspace}, decoder={
+        "type": "Sequence", "decoders": [{"type": "Metaspace", "replacement": "\u2581", **metaspace},
+                                         {"type": "ByteFallback"}, {"type": "Fuse"}]}))
+    case = Case(folder)
+    assert case.meta[C.KEY_TOKENIZER_ADD_SPACE_PREFIX] is (metaspace["prepend_scheme"] != "never")
+    lines = data_lines()[:2000] + EDGE_TEXTS + random_texts(500, seed=8)
+    case.check_encode(lines)
+    case.check_decode([case.hf.encode(t).ids for t in lines[:500]])
+
+
+def test_replace_only_normalizer(tmp_path):
+    replace_only = edited_tokenizer_json(tmp_path, lambda s: s.update(normalizer=s["normalizer"]["normalizers"][1]))
     case = Case(replace_only)
     assert case.meta[C.KEY_TOKENIZER_ADD_SPACE_PREFIX] is False
-    case.check_encode(lines)
-    metaspace = edited_tokenizer_json(tmp_path / "metaspace", lambda s: s.update(normalizer=None, pre_tokenizer={
-        "type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}))
-    case = Case(metaspace)
-    assert case.meta[C.KEY_TOKENIZER_ADD_SPACE_PREFIX] is True and "prepend_scheme=first" in caplog.text
-    case.check_encode(lines)
+    case.check_encode(data_lines()[:2000] + EDGE_TEXTS)
 
 
 def test_unsupported_sentencepiece_model_is_a_value_error(tmp_path):
@@ -497,5 +524,7 @@ def test_bad_gpt2_metadata_is_a_value_error(change, message):
     ({C.KEY_TOKENIZER_PRE: "qwen2"}, "not supported with the llama tokenizer"),
 ])
 def test_bad_llama_metadata_is_a_value_error(stories, change, message):
+    """Files without a pipeline (written before it, or from a bare tokenizer.model)."""
+    legacy = {k: v for k, v in stories.meta.items() if k != C.KEY_TOKENIZER_PIPELINE}
     with pytest.raises(ValueError, match=message):
-        Tokenizer(stories.meta | change)
+        Tokenizer(legacy | change)
