@@ -174,6 +174,9 @@ def _from_tokenizer_json(tj: dict, source: str) -> tuple[dict[str, object], dict
     for a in added:
         if not isinstance(a.get("content"), str) or not a["content"]:
             raise TokenizerError(f"{source}: added token {a['id']} has no content")
+        if vocab.get(a["content"], a["id"]) != a["id"]:
+            raise TokenizerError(f"{source}: added token {a['content']!r} has id {a['id']}, the vocabulary "
+                                 f"{vocab[a['content']]}")
         if tokens[a["id"]] is not None and tokens[a["id"]] != a["content"]:
             raise TokenizerError(f"{source}: added token {a['content']!r} reuses id {a['id']} of {tokens[a['id']]!r}")
         tokens[a["id"]] = a["content"]

@@ -274,6 +274,7 @@ bool Tokenizer::build_pipeline(const std::string &text, std::string &error) {
         special_[size_t(token.id)] = token.special;
         token.match = content->as_string();
         if (token.normalized && normalizer_) normalizer_->normalize(token.match);
+        if (token.match != content->as_string()) normalized_texts_[token.id] = token.match;
         if (!token.match.empty()) added_.push_back(std::move(token));
     }
     for (size_t i = 0; i < added_.size(); i++) {
@@ -463,9 +464,15 @@ void Tokenizer::apply_merges(std::vector<int32_t> &symbols) const {
 std::string Tokenizer::token_to_piece(int32_t id, bool special) const {
     if (id < 0 || id >= vocab_size() || types_[size_t(id)] == TOKEN_UNUSED) return {};
     if (special_[size_t(id)] && !special) return {};
-    std::string text = tokens_[size_t(id)];
+    std::string text = decoder_text(id);
     if (decoder_) decoder_->piece(text);
     return text;
+}
+
+// The text the decoder gets for a token: an added token as it is matched, normalized.
+const std::string &Tokenizer::decoder_text(int32_t id) const {
+    auto it = normalized_texts_.find(id);
+    return it == normalized_texts_.end() ? tokens_[size_t(id)] : it->second;
 }
 
 // HF's Tokenizer::decode: the texts of the known ids (less special tokens with skip_special)
@@ -476,7 +483,7 @@ std::string Tokenizer::decode(const std::vector<int32_t> &ids, bool skip_special
     for (int32_t id : ids) {
         if (id < 0 || id >= vocab_size() || types_[size_t(id)] == TOKEN_UNUSED) continue;
         if (skip_special && special_[size_t(id)]) continue;
-        texts.push_back(tokens_[size_t(id)]);
+        texts.push_back(decoder_text(id));
     }
     if (decoder_) decoder_->decode_chain(texts);
     std::string out;

@@ -101,11 +101,14 @@ private:
     void encode_text(std::string_view text, bool at_start, std::vector<int32_t> &out) const;
     void encode_word(std::string_view word, std::vector<int32_t> &out) const;
     void apply_merges(std::vector<int32_t> &symbols) const;
+    const std::string &decoder_text(int32_t id) const;
     int32_t find_token(std::string_view text) const;
 
     std::vector<std::string> tokens_;
     std::vector<int32_t> types_;
     std::vector<bool> special_;                        // per id: a special added token
+    // Added tokens whose text the normalizer changes are decoded from their normalized text.
+    std::unordered_map<int32_t, std::string> normalized_texts_;
     std::unordered_map<std::string, int32_t> vocab_;   // the BPE model's vocabulary: text -> id
     std::unordered_map<uint64_t, Merge> merges_;       // (left id << 32 | right id) -> merge
     std::array<int32_t, 256> byte_tokens_{};           // byte -> `<0xXX>`, -1 if none
