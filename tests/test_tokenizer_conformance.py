@@ -431,3 +431,81 @@ def test_the_suite_is_broad():
                       "Digits", "Metaspace", "Whitespace", "WhitespaceSplit", "Punctuation", "ByteFallback", "Fuse",
                       "Sequence", "Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"]:
         assert f'"{component}"' in everything, component
+
+
+# ---- a model with a conformance tokenizer, end to end ----------------------------------------------
+
+
+def model_folder(folder: Path, tokenizer_dir: Path, bos: str) -> Path:
+    """stories260K's weights with the embedding tiled to the tokenizer's vocabulary."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    stories = ROOT / "models" / "stories260K"
+    folder.mkdir()
+    tokens = tokenizer_metadata(tokenizer_dir)[C.KEY_TOKENIZER_TOKENS]
+    config = json.loads((stories / "config.json").read_text())
+    spec = json.loads((tokenizer_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    bos_id = spec["model"]["vocab"][bos]
+    config.update(vocab_size=len(tokens), bos_token_id=bos_id, eos_token_id=bos_id + 1)
+    (folder / "config.json").write_text(json.dumps(config))
+    weights = load_file(stories / "model.safetensors")
+    weights["model.embed_tokens.weight"] = np.resize(weights["model.embed_tokens.weight"], (len(tokens), 64))
+    save_file(weights, folder / "model.safetensors")
+    (folder / "tokenizer.json").write_bytes((tokenizer_dir / "tokenizer.json").read_bytes())
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast",
+                                                              "bos_token": bos}))
+    return folder
+
+
+def test_model_with_digits_byte_level_tokenizer_converts_and_runs(conformance_case, tmp_path):
+    """The issue's tokenizer (Digits + ByteLevel, byte symbols missing) in a model folder:
+    sqconvert writes it, the runtime gives HF's ids and torch's perplexity."""
+    from conftest import sqconvert
+    from sqllm.converter.evaluate import reference_perplexity
+    from sqllm.runtime import Model
+
+    name = "digits-bytelevel-missing-bytes"
+    case = conformance_case(name)
+    tokenizer_dir = tmp_path / "tok"
+    tokenizer_dir.mkdir()
+    (tokenizer_dir / "tokenizer.json").write_text(json.dumps(json.loads(case.hf.to_str())), encoding="utf-8")
+    folder = model_folder(tmp_path / "model", tokenizer_dir, "<s>")
+    out = tmp_path / "m.sqf"
+    sqconvert(folder, "-o", out, "--method", "rtn", "--bits", "8", "--quiet")
+    model = Model(out)
+    for text in ADVERSARIAL[:40] + data_text("tinystories_valid.txt").splitlines()[:50]:
+        assert model.tokenize(text) == case.hf.encode(text).ids, repr(text)
+    text = data_text("tinystories_valid.txt")[:6000] + "Call 555-0100 at 12:30, room 4B.\n"
+    ours = model.perplexity(text, ctx=128, max_windows=4)
+    reference = reference_perplexity(folder, text, ctx=128, max_windows=4)
+    assert abs(ours / reference - 1) < 0.02, (ours, reference)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.update(pre_tokenizer={"type": "UnicodeScripts"}), "pre-tokenizer 'UnicodeScripts' is not supported"),
+    (lambda s: s.update(decoder={"type": "CTC"}), "decoder 'CTC' is not supported"),
+    (lambda s: s["model"].update(type="WordPiece"), "tokenizer model 'WordPiece' is not supported"),
+    (lambda s: s.update(normalizer={"type": "Replace", "pattern": {"Regex": "[a-"}, "content": ""}),
+     "normalizer 'Replace': pattern"),
+    ("{\"model\": ", "tokenizer.json: cannot read"),
+])
+def test_bad_tokenizer_json_is_a_one_line_error(tmp_path, edit, message):
+    from conftest import STORIES, sqconvert
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for f in ("config.json", "model.safetensors", "tokenizer_config.json"):
+        (model / f).write_bytes((STORIES / f).read_bytes())
+    if isinstance(edit, str):
+        (model / "tokenizer.json").write_text(edit)
+    else:
+        spec = json.loads((STORIES / "tokenizer.json").read_text(encoding="utf-8"))
+        edit(spec)
+        (model / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    p = sqconvert(model, "-o", out / "m.sqf", "--method", "rtn", "--quiet", check=False)
+    assert p.returncode == 1, p.stderr
+    assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert list(out.iterdir()) == []
