@@ -414,8 +414,9 @@ def test_shape_against_config(tmp_path):
 
 def test_newer_format_version_is_refused(tmp_path):
     def m(key, value, vt, it):
-        return key, (2 if key == C.KEY_FORMAT_VERSION else value), vt, it
-    with pytest.raises(UnsupportedError, match="format version 2; this reader supports up to 1"):
+        return key, (C.FORMAT_VERSION + 1 if key == C.KEY_FORMAT_VERSION else value), vt, it
+    with pytest.raises(UnsupportedError, match=f"format version {C.FORMAT_VERSION + 1}; this reader supports up to "
+                                               f"{C.FORMAT_VERSION}"):
         SqfReader(rewrite_golden(tmp_path, mutate_kv=m))
 
 

@@ -528,3 +528,20 @@ def test_bad_llama_metadata_is_a_value_error(stories, change, message):
     legacy = {k: v for k, v in stories.meta.items() if k != C.KEY_TOKENIZER_PIPELINE}
     with pytest.raises(ValueError, match=message):
         Tokenizer(legacy | change)
+
+
+def test_pipeline_key_and_version_agree_with_format_h():
+    header = (ROOT / "cpp/src/format.h").read_text(encoding="utf-8")
+    assert f'KEY_TOKENIZER_PIPELINE = "{C.KEY_TOKENIZER_PIPELINE}";' in header
+    assert f"kFormatVersion = {C.FORMAT_VERSION};" in header
+
+
+def test_converted_file_carries_the_pipeline(stories):
+    from sqllm.formats.reader import SqfReader
+    from sqllm.runtime import Model
+
+    md = SqfReader(ROOT / "tests" / "data" / "stories260K-q4.sqf").metadata
+    pipeline = json.loads(md[C.KEY_TOKENIZER_PIPELINE])
+    assert pipeline["model"]["byte_fallback"] and pipeline["normalizer"]["type"] == "Sequence"
+    text = data_text("tinystories_valid.txt")[:20000]
+    assert Model(ROOT / "tests" / "data" / "stories260K-q4.sqf").tokenize(text) == stories.hf.encode(text).ids

@@ -6,7 +6,7 @@ namespace sqllm::format {
 
 inline constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
 inline constexpr uint32_t kGgufVersion = 3;
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr const char *kArchitecture = "sqllm";
 inline constexpr uint32_t kMinAlignment = 64;
 inline constexpr uint32_t kMaxAlignment = 1u << 20;
