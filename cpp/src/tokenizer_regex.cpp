@@ -100,7 +100,7 @@ std::unique_ptr<Regex> Regex::compile(const std::string &pattern, std::string &e
     int code = 0;
     PCRE2_SIZE offset = 0;
     pcre2_code *compiled = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
-                                         PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &offset, nullptr);
+                                         PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE | PCRE2_MATCH_INVALID_UTF, &code, &offset, nullptr);
     if (!compiled) {
         error = pcre2_message(code) + " at offset " + std::to_string(offset);
         return nullptr;

@@ -1,6 +1,10 @@
 // Regular expressions with the meaning Hugging Face `tokenizers` gives them: its Split
-// pre-tokenizer and Replace normalizer/decoder run Oniguruma; this runs PCRE2 (UTF, Unicode
-// properties, JIT) on the pattern translated where the two engines differ (see translate()).
+// pre-tokenizer and Replace normalizer/decoder run Oniguruma (Ruby syntax); this runs PCRE2
+// (UTF, Unicode properties, JIT) with `^` and `$` at line boundaries as in Ruby, on the pattern
+// translated where the two engines differ: \s, \w and \h (and their negations) are spelled out
+// as Oniguruma means them. Not translated: \b and \B use PCRE2's word characters (letters,
+// numbers, underscore), which differ from Oniguruma's on combining marks and non-decimal
+// numbers; nested classes and class intersection are refused.
 #pragma once
 
 #include <cstddef>
