@@ -513,3 +513,28 @@ def test_bad_tokenizer_json_is_a_one_line_error(tmp_path, edit, message):
     assert p.returncode == 1, p.stderr
     assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert list(out.iterdir()) == []
+
+
+REGEX_CONSTRUCTS = ["^a", "b$", "a$", ".+", r"\h+", r"\Aa", r"b\z", r"\n\Z", "(?i)s+", "(?i:σ)", "(?i)k", r"\d+", r"\w+",
+                    r"\W", r"\s", r"\S+", r"[^\s]", "[[:alpha:]]+", r"\p{Greek}+", "(?m)^.", r"\X", r"\R", "a|", "(?=b)",
+                    "x*", r"\p{L}\p{M}*", "(?<=a)b", r"[\p{Lu}\p{Lt}]+", r"\p{N}{2,3}", r"[^\r\n\p{L}\p{N}]?\p{L}+",
+                    r"\s+(?!\S)", "(?i:'s|'t|'re)", r"[一-龥]+", r"\x{2581}", r"[\x00-\x1f]+"]
+REGEX_TEXT = ("a\nb a\nab\n ΣσςſS K k Kelvin ٣4 x\u0301y _z ab12 \t\u00a0\u0085 end.\n"
+              "IT'S it'ſ 中文 ▁x \x01\x1f ½² ǅǅ Straße 𝔘𝔫 ﬁ  \r\n")
+
+
+@pytest.mark.parametrize("pattern", REGEX_CONSTRUCTS)
+def test_regex_constructs_match_oniguruma(pattern):
+    """Split(pattern, Removed) over every byte-level symbol: the ids show exactly what matched."""
+    alphabet = sorted(hf_tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    spec = {"version": "1.0", "added_tokens": [], "normalizer": None, "post_processor": None, "decoder": None,
+            "pre_tokenizer": sequence("pretokenizers", split(pattern, "Removed"), byte_level(use_regex=False)),
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                      "vocab": {c: i for i, c in enumerate(alphabet)}, "merges": []}}
+    from sqllm.converter.tokenizer import metadata_from_tokenizer_json
+
+    hf = hf_tokenizers.Tokenizer.from_str(json.dumps(spec))
+    ours = Tokenizer(metadata_from_tokenizer_json(spec))
+    for text in (REGEX_TEXT, *REGEX_TEXT.split("\n")):
+        assert ours.encode(text, add_bos=False) == hf.encode(text).ids, repr(text)

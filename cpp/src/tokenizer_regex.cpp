@@ -13,8 +13,8 @@ namespace {
 
 // Oniguruma's \s is the White_Space property; PCRE2's (with UCP) leaves out U+0085.
 constexpr const char *kWhiteSpace = "\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
-// Oniguruma's \w is Letter | Mark | Decimal_Number | Connector_Punctuation; PCRE2's is \p{L}\p{N}_.
-constexpr const char *kWord = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
+// Oniguruma's \w is Letter | Mark | Number | Connector_Punctuation; PCRE2's (10.42) leaves out marks.
+constexpr const char *kWord = "\\p{L}\\p{M}\\p{N}\\p{Pc}";
 // Oniguruma's \h is a hexadecimal digit; PCRE2's is horizontal space.
 constexpr const char *kHexDigit = "0-9a-fA-F";
 

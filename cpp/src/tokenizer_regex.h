@@ -3,8 +3,8 @@
 // (UTF, Unicode properties, JIT) with `^` and `$` at line boundaries as in Ruby, on the pattern
 // translated where the two engines differ: \s, \w and \h (and their negations) are spelled out
 // as Oniguruma means them. Not translated: \b and \B use PCRE2's word characters (letters,
-// numbers, underscore), which differ from Oniguruma's on combining marks and non-decimal
-// numbers; nested classes and class intersection are refused.
+// numbers, underscore), which differ from Oniguruma's on combining marks and other connector
+// punctuation; nested classes and class intersection are refused.
 #pragma once
 
 #include <cstddef>
