@@ -543,5 +543,8 @@ def test_converted_file_carries_the_pipeline(stories):
     md = SqfReader(ROOT / "tests" / "data" / "stories260K-q4.sqf").metadata
     pipeline = json.loads(md[C.KEY_TOKENIZER_PIPELINE])
     assert pipeline["model"]["byte_fallback"] and pipeline["normalizer"]["type"] == "Sequence"
+    from sqllm.formats.inspect import inspect_file
+    summary = inspect_file(ROOT / "tests" / "data" / "stories260K-q4.sqf")["tokenizer"]["pipeline"]
+    assert summary == "Prepend+Replace | - | BPE(byte_fallback) | Replace+ByteFallback+Fuse+Strip"
     text = data_text("tinystories_valid.txt")[:20000]
     assert Model(ROOT / "tests" / "data" / "stories260K-q4.sqf").tokenize(text) == stories.hf.encode(text).ids
