@@ -48,7 +48,7 @@ ADVERSARIAL = [
     "tab\tsep\vvt\fff\rcr\r\nlf", "\u00a0nbsp\u2002en\u2003em\u2009thin\u200bzw\u3000ideo\u205fmm", "\ufeffbom \ufffd \ue000\uf8ff",
     # long digit and whitespace runs
     "1234567890" * 12, "3.14159265358979323846 1,000,000 -42 +7e-10 0x1F 1_000", "٣٤٥٦ ١٢ ۱۲۳ १२३ ௧௨ ๑๒ ½ ² ⅕ Ⅻ ⑩",
-    " " * 100 + "x", "\n" * 40 + "y", " \t \n" * 25, "\u3000" * 12 + "z", "a" + " " * 33 + "b" + "\t" * 9 + "c",
+    " " * 100 + "x", " " * 20000 + "x", "ab" * 5000, "\n" * 40 + "y", " \t \n" * 25, "\u3000" * 12 + "z", "a" + " " * 33 + "b" + "\t" * 9 + "c",
     "word  \n\n  word\r\n\r\n\tword   ", "   leading", "trailing   ", " ", "\n", "",
     # special-token strings inside text, and near misses
     "<|endoftext|>", "a<|endoftext|>b <|endoftext|> c", "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",

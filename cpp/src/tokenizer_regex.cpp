@@ -124,8 +124,10 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) co
     size_t search_from = 0;
     size_t last_match_end = SIZE_MAX;
     while (search_from <= text.size()) {
-        const int rc = pcre2_match(impl_->code, subject, text.size(), search_from, 0, match, nullptr);
-        if (rc < 0) break;  // no match (or a match-limit error, which ends the search as no match would)
+        int rc = pcre2_match(impl_->code, subject, text.size(), search_from, 0, match, nullptr);
+        // The JIT's stack can run out where the interpreter's heap-based frames do not.
+        if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) rc = pcre2_match(impl_->code, subject, text.size(), search_from, PCRE2_NO_JIT, match, nullptr);
+        if (rc < 0) break;
         const PCRE2_SIZE *ovector = pcre2_get_ovector_pointer(match);
         const size_t start = ovector[0], end = ovector[1];
         if (start == end && last_match_end == end) {
