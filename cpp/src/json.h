@@ -3,7 +3,6 @@
 #pragma once
 
 #include <map>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,7 +16,6 @@ public:
     // Parses `text` as one JSON value. On error returns false with a message in `error`.
     static bool parse(std::string_view text, Json &out, std::string &error);
 
-    Type type() const { return type_; }
     bool is_null() const { return type_ == Type::null; }
     bool is_object() const { return type_ == Type::object; }
     bool is_array() const { return type_ == Type::array; }
@@ -29,7 +27,6 @@ public:
     double as_number() const { return number_; }
     const std::string &as_string() const { return string_; }
     const std::vector<Json> &items() const { return items_; }
-    const std::map<std::string, Json> &members() const { return members_; }
 
     // The member `key` of an object, or nullptr when absent (or this is no object).
     const Json *find(const std::string &key) const;

@@ -462,7 +462,6 @@ public:
         const int b = parse_byte_token(token);
         if (b >= 0) token.assign(1, char(b));
     }
-    bool byte_fallback() const override { return true; }
 };
 
 class FuseDecoder : public Decoder {
@@ -544,11 +543,6 @@ public:
     }
     void piece(std::string &token) const override {
         for (const auto &s : steps_) s->piece(token);
-    }
-    bool byte_fallback() const override {
-        for (const auto &s : steps_)
-            if (s->byte_fallback()) return true;
-        return false;
     }
 
 private:

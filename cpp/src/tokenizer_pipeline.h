@@ -40,8 +40,6 @@ public:
     // What the decoder makes of one token in the middle of a text, as raw bytes (a byte-level
     // or byte-fallback token may be part of a UTF-8 character): the streaming view of a token.
     virtual void piece(std::string &token) const = 0;
-    // Whether the decoder turns `<0xXX>` tokens into bytes.
-    virtual bool byte_fallback() const { return false; }
 };
 
 // Each returns nullptr with a message naming the component in `error` when the object is not a
