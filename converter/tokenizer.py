@@ -17,7 +17,6 @@ Anything unsupported raises TokenizerError, which is both a ConversionError and 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import struct
 from collections.abc import Sequence
@@ -25,8 +24,6 @@ from pathlib import Path
 
 from sqllm.formats import constants as C
 from sqllm.formats.errors import ConversionError
-
-log = logging.getLogger("sqllm.convert")
 
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_UNUSED, TOKEN_BYTE = 1, 2, 3, 4, 5, 6
 

@@ -3,8 +3,9 @@
 Models: stories260K (SentencePiece BPE with byte fallback, bundled), the dev model Qwen2.5-Coder
 (byte-level BPE, Qwen2 split, NFC; from $SQLLM_DEV_MODEL or the default cache; a missing one
 skips those tests unless SQLLM_REQUIRE_DEV_MODEL=1), and small BPEs trained here with the GPT-2
-and Llama-3 splits, so that every pre-tokenizer the runtime implements is checked against the
-Oniguruma regex HF runs.
+and Llama-3 splits. Each runs through its tokenizer.json pipeline, and again as a file without
+the pipeline key reads it: by the tokenizer.ggml.model / pre names alone. Many more pipelines are
+in test_tokenizer_conformance.py.
 """
 
 from __future__ import annotations
@@ -196,6 +197,17 @@ def test_whole_files_match_hf(case, name):
 
 def test_every_line_matches_hf(case):
     case.check_encode(data_lines())
+
+
+def test_files_without_a_pipeline_tokenize_the_same(case):
+    """The names of a version-1 file stand for the same pipelines."""
+    legacy = Tokenizer({k: v for k, v in case.meta.items() if k != C.KEY_TOKENIZER_PIPELINE})
+    texts = data_lines()[:3000] + EDGE_TEXTS + random_texts(500, seed=9)
+    for text in texts:
+        assert legacy.encode(text) == case.ours.encode(text), repr(text)
+    ids = [case.ours.encode(t) for t in texts[:500]]
+    for i in ids:
+        assert legacy.decode(i, skip_special=True) == case.ours.decode(i, skip_special=True)
 
 
 def test_edge_texts_match_hf(case):
