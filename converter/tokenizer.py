@@ -77,6 +77,7 @@ def tokenizer_metadata(model_dir: Path, vocab_size: int | None = None) -> dict[s
 
 def metadata_from_tokenizer_json(tokenizer_json: dict, tokenizer_config: dict | None = None, *,
                                  vocab_size: int | None = None, configs: Sequence[dict] = (),
+                                 scores: Sequence[float] | None = None,
                                  source: str = "tokenizer.json") -> dict[str, object]:
     """The tokenizer keys (formats/SPEC.md §5) for a parsed tokenizer.json: the one entry point
     for every source of a tokenizer.
@@ -88,8 +89,10 @@ def metadata_from_tokenizer_json(tokenizer_json: dict, tokenizer_config: dict | 
     tokenizer_config.json, if any: its `bos_token` / `eos_token` / `unk_token` / `pad_token`,
     `add_bos_token` / `add_eos_token` and `chat_template` win over what tokenizer.json implies.
     `configs` are further dicts with `*_token_id` fields (generation_config.json, config.json),
-    consulted in order when neither names a role's token. `vocab_size` pads the token list with
-    unused `[PADn]` tokens to the embedding's rows. `source` names the input in error messages.
+    consulted in order when neither names a role's token. `scores`, one per token id, are
+    SentencePiece scores for a BPE given without merges (a GGUF's `llama` vocabulary): the merge
+    ranks then come from them (formats/SPEC.md §5). `vocab_size` pads the token list with unused
+    `[PADn]` tokens to the embedding's rows. `source` names the input in error messages.
 
     Raises TokenizerError (one line naming `source` and the component) when the input is
     malformed or uses something the runtime does not implement: the result is checked by
@@ -102,6 +105,10 @@ def metadata_from_tokenizer_json(tokenizer_json: dict, tokenizer_config: dict | 
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise TokenizerError(f"{source}: malformed: {e!r}") from e
+    if scores is not None:
+        if len(scores) != len(meta[C.KEY_TOKENIZER_TOKENS]):
+            raise TokenizerError(f"{source}: {len(scores)} scores for {len(meta[C.KEY_TOKENIZER_TOKENS])} tokens")
+        meta[C.KEY_TOKENIZER_SCORES] = [float(x) for x in scores]
     _pad_checked(meta, vocab_size, source)
     _add_special_ids(meta, source, tokenizer_config, list(configs), named_specials)
     template = _chat_template_of(tokenizer_config)

@@ -560,3 +560,19 @@ def test_converted_file_carries_the_pipeline(stories):
     assert summary == "Prepend+Replace | - | BPE(byte_fallback) | Replace+ByteFallback+Fuse+Strip"
     text = data_text("tinystories_valid.txt")[:20000]
     assert Model(ROOT / "tests" / "data" / "stories260K-q4.sqf").tokenize(text) == stories.hf.encode(text).ids
+
+
+def test_scores_instead_of_merges_through_the_entry_point(stories, tmp_path):
+    """A tokenizer.json-shaped dict without merges (as a GGUF's llama vocabulary gives) and the
+    SentencePiece scores: the same ids as the merges give."""
+    from sqllm.converter.tokenizer import metadata_from_tokenizer_json
+
+    shutil.copy(STORIES / "tokenizer.model", tmp_path)
+    scores = tokenizer_metadata(tmp_path)[C.KEY_TOKENIZER_SCORES]
+    spec = json.loads((STORIES / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["model"]["merges"] = []
+    tok = Tokenizer(metadata_from_tokenizer_json(spec, scores=scores))
+    for text in data_lines()[:2000] + EDGE_TEXTS:
+        assert tok.encode(text) == stories.ours.encode(text), repr(text)
+    with pytest.raises(ValueError, match="3 scores for 512 tokens"):
+        metadata_from_tokenizer_json(spec, scores=[0.0] * 3)
