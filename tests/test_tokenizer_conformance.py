@@ -145,6 +145,7 @@ class Pipeline:
     missing_bytes: list[int] = field(default_factory=list)    # byte-level symbols to drop
     post_processor: dict | None = None
     spells_every_byte: bool = False      # any bytes come back from the pieces of their ids
+    merges_as_strings: bool = False      # the older "left right" spelling of merges
 
 
 def added(content: str, special: bool = False, **flags) -> dict:
@@ -153,7 +154,8 @@ def added(content: str, special: bool = False, **flags) -> dict:
 
 
 PIPELINES: dict[str, Pipeline] = {
-    "gpt2": Pipeline(1000, byte_level(), decoder=BYTE_LEVEL_DECODER, specials=["<|endoftext|>"], byte_alphabet=True, spells_every_byte=True),
+    "gpt2": Pipeline(1000, byte_level(), decoder=BYTE_LEVEL_DECODER, specials=["<|endoftext|>"], byte_alphabet=True,
+                     spells_every_byte=True, merges_as_strings=True),
     "roberta-prefix-space": Pipeline(768, byte_level(add_prefix_space=True), decoder=BYTE_LEVEL_DECODER,
                                      specials=["<s>", "</s>", "<pad>"], byte_alphabet=True,
                                      post_processor={"type": "ByteLevel", "add_prefix_space": True,
@@ -282,6 +284,8 @@ def train(name: str, p: Pipeline, folder: Path, texts: list[str]) -> Path:
         for b in range(256):
             vocab.setdefault(f"<0x{b:02X}>", next_id + b)
         next_id += 256
+    if p.merges_as_strings:
+        model["merges"] = [" ".join(m) for m in model["merges"]]
     model.update(vocab=vocab, byte_fallback=p.byte_fallback, unk_token=p.unk, fuse_unk=p.fuse_unk,
                  ignore_merges=p.ignore_merges)
     for a in p.added:  # as tokenizers numbers them: a token in the vocabulary keeps its id
@@ -397,7 +401,8 @@ def test_decode(conformance_case, name):
     texts = ADVERSARIAL + random_texts(300, seed=12) + data_text("tinystories_train.txt").splitlines(keepends=True)[:300]
     round_trips = 0
     for text in texts:
-        ids = case.hf.encode(text).ids
+        ids = case.encode(text)
+        assert ids == case.hf.encode(text).ids, repr(text)
         ours = case.ours.decode(ids, skip_special=True)
         assert ours == case.hf.decode(ids, skip_special_tokens=True), repr(text)
         assert case.ours.decode(ids, skip_special=False) == case.hf.decode(ids, skip_special_tokens=False), repr(text)
@@ -430,6 +435,7 @@ def test_the_suite_is_broad():
     """At least 20 pipelines, vocabularies of 512 to 4096, every component type the runtime supports."""
     assert len(PIPELINES) >= 20
     assert all(512 <= p.vocab_size <= 4096 for p in PIPELINES.values())
+    assert {p.merges_as_strings for p in PIPELINES.values()} == {True, False}  # both spellings of merges
     everything = json.dumps([[p.normalizer, p.pre_tokenizer, p.decoder] for p in PIPELINES.values()])
     for component in ["NFC", "NFD", "NFKC", "NFKD", "Lowercase", "Strip", "Replace", "Prepend", "ByteLevel", "Split",
                       "Digits", "Metaspace", "Whitespace", "WhitespaceSplit", "Punctuation", "ByteFallback", "Fuse",
