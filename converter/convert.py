@@ -229,12 +229,13 @@ def _plan_budget(w: SqfWriter, ckpt: Checkpoint, recipe: Recipe, order: list[str
     budget = budget_bytes(recipe.target_bpw, n_weights)
     fixed = sum(_aligned_size(int(np.prod(shapes[n])) * (4 if len(shapes[n]) == 1 else 2))
                 for n in order if n not in linears)
-    def info_bytes(name: str) -> int:  # a tensor info (2-D at most) and its CRC
-        return 8 + len(name.encode()) + 4 + 16 + 4 + 8 + 4
+    def info_bytes(name: str) -> int:  # a tensor info (3-D at most) and its CRC
+        return 8 + len(name.encode()) + 4 + 24 + 4 + 8 + 4
 
     header = len(w._header()) + len(json.dumps(asdict(recipe), sort_keys=True)) + C.ALIGNMENT
     header += sum(info_bytes(n) for n in order if n not in linears)
-    header += sum(info_bytes(n + C.SUFFIX_CODES) + info_bytes(n + C.SUFFIX_LUT) for n in linears)
+    header += sum(info_bytes(n + C.SUFFIX_CODES) + info_bytes(n + C.SUFFIX_LUT) + info_bytes(n + C.SUFFIX_LUT_SCALE)
+                  for n in linears)
     header += sum(8 + len(n.encode()) + 12 for n in linears) + 4 * 128  # sqllm.linear.* arrays and keys
     header += 64 * len(ckpt.weight_files) + 1024                          # hashes, Fisher description
     header += sum(len(json.dumps(n)) + 96 for n in linears)               # the plan in the recipe JSON

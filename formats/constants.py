@@ -2,7 +2,7 @@
 
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSION = 3
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ARCHITECTURE = "sqllm"
 ALIGNMENT = 64
 TOOL_VERSION = "0.1.0"
@@ -61,6 +61,7 @@ KEY_LINEAR_GROUP_SIZE = "sqllm.linear.group_size"
 KEY_LINEAR_COLS = "sqllm.linear.cols"
 SUFFIX_CODES = ".codes"
 SUFFIX_LUT = ".lut"
+SUFFIX_LUT_SCALE = ".lut_scale"
 SUFFIX_ROWPTR = ".csr.rowptr"
 SUFFIX_COLS = ".csr.cols"
 SUFFIX_VALS = ".csr.vals"

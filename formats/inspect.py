@@ -26,6 +26,8 @@ def inspect_file(path: str | os.PathLike) -> dict:
             L = r.linears[name]
             codes = _tensor_bytes(r, name + C.SUFFIX_CODES)
             lut = _tensor_bytes(r, name + C.SUFFIX_LUT)
+            if r.tensor(name + C.SUFFIX_LUT).dtype == np.uint8:
+                lut += _tensor_bytes(r, name + C.SUFFIX_LUT_SCALE)
             sparse = sum(_tensor_bytes(r, name + s) for s in (C.SUFFIX_ROWPTR, C.SUFFIX_COLS, C.SUFFIX_VALS)) if L.nnz else 0
             n = L.rows * L.cols
             rows.append({"name": name, "kind": "quantized", "shape": [L.rows, L.cols], "bits": L.bits,

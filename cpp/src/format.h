@@ -6,7 +6,7 @@ namespace sqllm::format {
 
 inline constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
 inline constexpr uint32_t kGgufVersion = 3;
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr const char *kArchitecture = "sqllm";
 inline constexpr uint32_t kMinAlignment = 64;
 inline constexpr uint32_t kMaxAlignment = 1u << 20;
@@ -52,6 +52,7 @@ inline constexpr const char *KEY_LINEAR_GROUP_SIZE = "sqllm.linear.group_size";
 inline constexpr const char *KEY_LINEAR_COLS = "sqllm.linear.cols";
 inline constexpr const char *SUFFIX_CODES = ".codes";
 inline constexpr const char *SUFFIX_LUT = ".lut";
+inline constexpr const char *SUFFIX_LUT_SCALE = ".lut_scale";
 inline constexpr const char *SUFFIX_ROWPTR = ".csr.rowptr";
 inline constexpr const char *SUFFIX_COLS = ".csr.cols";
 inline constexpr const char *SUFFIX_VALS = ".csr.vals";
