@@ -71,6 +71,9 @@ def convert(
     kmeans: str = typer.Option("fast", help="fast (Lloyd on sorted rows) or exact (optimal, dynamic programming)."),
     rounding: str = typer.Option("gptq", help="k-means codes: gptq (column by column with error feedback from the "
                                  "input statistics the Fisher file carries) or nearest (nearest level)."),
+    damp: Optional[float] = typer.Option(None, help="gptq rounding: damping added to the input statistics' diagonal, "
+                                         "as a fraction of its mean; higher trusts the calibration text less "
+                                         "(default 0.1)."),
     keep: List[str] = typer.Option([], help="Glob of tensor names to keep unquantized (repeatable)."),
     bits_for: List[str] = typer.Option([], help="PATTERN=BITS: bit width for tensors matching a glob (repeatable)."),
     embed_bits: Optional[int] = typer.Option(None, help="Bits of the token embedding and output head (default: the next "
@@ -100,7 +103,8 @@ def convert(
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     recipe = Recipe(method=method, bits=bits, outliers=outliers, sensitive=sensitive, group_size=group_size,
                     sym=sym, clip_search=clip_search, kmeans=kmeans, rounding=rounding, seed=seed, keep=list(keep),
-                    bits_for=_parse_bits_for(bits_for), embed_bits=embed_bits, target_bpw=target_bpw)
+                    bits_for=_parse_bits_for(bits_for), embed_bits=embed_bits, target_bpw=target_bpw,
+                    **({} if damp is None else {"damp": damp}))
     kv = None
     if kv_bits is not None:
         if calib_data is None:

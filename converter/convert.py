@@ -131,8 +131,8 @@ class _Hessians:
     """The factored input statistics for GPTQ-style rounding, by matrix; linears that share an
     input (q/k/v, gate/up) share one factorisation, kept until the next input comes."""
 
-    def __init__(self, fisher_file: _Fisher | None):
-        self.fisher = fisher_file
+    def __init__(self, fisher_file: _Fisher | None, damp: float):
+        self.fisher, self.damp = fisher_file, damp
         self._name, self._factor = None, None
         self.missing = False
 
@@ -152,7 +152,7 @@ class _Hessians:
             if not np.isfinite(H).all():
                 raise ConversionError(f"{self.fisher.path}: input statistics {hname} hold NaN or Inf")
             try:
-                self._name, self._factor = hname, factor_hessian(H)
+                self._name, self._factor = hname, factor_hessian(H, self.damp)
             except ValueError as e:
                 raise ConversionError(f"{self.fisher.path}: input statistics {hname}: {e}") from None
         return self._factor
@@ -308,7 +308,7 @@ def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, rec
         w.add(C.KEY_KV_SINK, kv_cal.sink, C.VT_UINT32)
         w.add(C.KEY_KV_CALIBRATION, kv_cal.description)
     n_sparse, objective, output_error = 0, 0.0, (0.0, 0.0)
-    hessians = _Hessians(fisher_file if recipe.method != "rtn" and recipe.rounding == "gptq" else None)
+    hessians = _Hessians(fisher_file if recipe.method != "rtn" and recipe.rounding == "gptq" else None, recipe.damp)
     total = sum(int(np.prod(shapes[n])) for n in order)
     bar = tqdm(total=total, unit="w", unit_scale=True, disable=not progress, desc="quantizing", leave=False)
     try:
