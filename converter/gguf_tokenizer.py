@@ -66,8 +66,10 @@ def tokenizer_from_gguf(fields: dict[str, object], where: Path) -> tuple[dict, d
         if kind_of in (TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_UNKNOWN):
             added.append({"id": i, "content": text, "single_word": False, "lstrip": False, "rstrip": False,
                           "normalized": False, "special": kind_of != TOKEN_USER_DEFINED})
-        if kind_of == TOKEN_UNUSED or kind_of in (TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_UNKNOWN) and kind != "llama":
-            continue  # llama.cpp's [PADn] fillers; byte-level added tokens live outside the BPE vocabulary
+        if kind_of == TOKEN_UNUSED:
+            continue  # llama.cpp's [PADn] fillers
+        # Added tokens stay in the BPE vocabulary too, as in GPT-2's tokenizer.json: `tokenizers` keeps
+        # an added token's id only if its vocabulary has it.
         if text in vocab:
             raise TokenizerError(f"{where}: token {text!r} appears twice (ids {vocab[text]} and {i})")
         vocab[text] = i
