@@ -70,7 +70,7 @@ def write_gguf(folder: Path, out: Path, *, dtype=np.float32, quantize: dict | No
     _add_tokenizer(w, folder, cfg, PRE[hf_arch])
 
     for name, t in load_file(folder / "model.safetensors").items():
-        t = t.astype(np.float32)
+        t = t.astype(np.float32 if t.ndim == 1 or quantize and name in quantize else dtype, copy=False)
         if hf_arch == "LlamaForCausalLM" and ".q_proj." in name:
             t = llamacpp_permute(t, heads)
         elif hf_arch == "LlamaForCausalLM" and ".k_proj." in name:
@@ -80,7 +80,7 @@ def write_gguf(folder: Path, out: Path, *, dtype=np.float32, quantize: dict | No
         if qtype is not None:
             w.add_tensor(gname, gguf.quants.quantize(t, qtype), raw_dtype=qtype)
         else:
-            w.add_tensor(gname, t if t.ndim == 1 else t.astype(dtype))
+            w.add_tensor(gname, t)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

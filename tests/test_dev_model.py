@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import TRAIN_TEXT, WIKI_TEXT, sqconvert
+from gguf_files import convert_with_llamacpp, llamacpp_converter_available, write_gguf
 from sqllm.converter.evaluate import reference_logits, reference_perplexity
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
@@ -45,6 +46,22 @@ def test_dev_model_perplexity_matches_torch(dev_q):
     ours = Model(f, kv_cache="f32").perplexity(TEXT, ctx=256, max_windows=2)
     ref = reference_perplexity(hf, TEXT, ctx=256, max_windows=2)
     assert ours == pytest.approx(ref, rel=5e-5), (ours, ref)
+
+
+def test_dev_model_gguf_converts_to_the_same_file(dev_q, dev_model, tmp_path):
+    """An F16 GGUF of the dev model (convert_hf_to_gguf.py's where importable) gives the file the folder gives."""
+    gguf = tmp_path / "dev-f16.gguf"
+    if llamacpp_converter_available():
+        convert_with_llamacpp(dev_model, gguf, "f16")
+    else:
+        write_gguf(dev_model, gguf, dtype=np.float16)
+    f = tmp_path / "gguf.sqf"
+    sqconvert(gguf, "-o", f, "--method", "rtn", "--bits", 4, "--group-size", 128, "--outliers", 0.4, "--quiet")
+    ours, theirs = Model(f, kv_cache="f32", n_batch=48), Model(dev_q[0], kv_cache="f32", n_batch=48)
+    text = TEXT + "\ndef f(x):\n\treturn x ** 2  # héllo 世界 <|im_start|>user\n"
+    ids = theirs.tokenize(text)
+    assert ours.tokenize(text) == ids
+    assert np.array_equal(ours.logits(ids[:64]), theirs.logits(ids[:64]))
 
 
 def test_dev_model_generates_code(dev_q):
