@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sqllm.formats import constants as C
 from sqllm.formats.errors import ConversionError
 
 from .checkpoint import Checkpoint, _Entry
@@ -130,6 +131,9 @@ def open_gguf(path: Path) -> GgufCheckpoint:
     except (OSError, ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError) as e:
         raise ConversionError(f"{path}: not a readable GGUF file: {e}") from e
     arch = fields.get("general.architecture")
+    if C.KEY_FORMAT_VERSION in fields:
+        raise ConversionError(f"{path}: an .sqf file, already quantized (`sqconvert dequant` turns it into a Hugging "
+                              f"Face folder)")
     if arch not in ARCHITECTURES:
         raise ConversionError(f"{path}: GGUF architecture {arch!r} is not supported (supported: "
                               f"{', '.join(ARCHITECTURES)})")
@@ -277,31 +281,30 @@ def _config(path: Path, arch: str, fields: dict, entries: dict[str, _Entry], sto
 
 def _llama3_rope_scaling(path: Path, tensor, cfg: dict) -> dict:
     """Llama-3.1's rope scaling from the per-frequency factors llama.cpp stores instead of its
-    parameters. Each factor is 1, `factor`, or 1 / ((1 - s) / factor + s) with s linear in the
-    inverse wavelength: s = orig / wavelength / (high - low) - low / (high - low). Two factors in
-    between fix that line; orig is then free, so the one the scaled context implies is taken."""
+    parameters. Each factor is 1, `factor`, or 1 / ((1 - s) / factor + s) where s is linear in the
+    inverse wavelength x: s = slope * x + offset, with s = 0 at orig / low and 1 at orig / high
+    (x = low / orig, high / orig). Two factors in between fix the line; with fewer, any line
+    through them that keeps the others on their side gives the same factors. orig is then free:
+    the one the scaled context implies is taken."""
     factors = np.asarray(tensor.data, dtype=np.float64).reshape(-1)
     dim = cfg["head_dim"]
-    if factors.size != dim // 2 or not np.all(np.isfinite(factors)) or factors.min() < 1 - 1e-6:
+    if factors.size != dim // 2 or not np.all(np.isfinite(factors)) or factors.min() < 1 - 1e-6 \
+            or factors.max() <= 1 + 1e-6:
         raise ConversionError(f"{path}: rope_freqs.weight is not a set of Llama-3 rope factors")
     factor = float(factors.max())
-    inv_wavelength = (1.0 / (cfg["rope_theta"] ** (np.arange(0, dim, 2) / dim))) / (2 * math.pi)
-    if factor <= 1 + 1e-6:
-        raise ConversionError(f"{path}: rope_freqs.weight holds no scaling")
-    middle = (factors > 1 + 1e-4) & (factors < factor * (1 - 1e-4))
+    x = (1.0 / (cfg["rope_theta"] ** (np.arange(0, dim, 2) / dim))) / (2 * math.pi)
+    unscaled, scaled = factors <= 1 + 1e-5, factors >= factor * (1 - 1e-5)
+    middle = ~unscaled & ~scaled
     smooth = (1 / factors - 1 / factor) / (1 - 1 / factor)
+    lo_end = x[scaled].max() if scaled.any() else 0.0       # the largest x still fully scaled
+    hi_end = x[unscaled].min() if unscaled.any() else 2 * x.max()
     if middle.sum() >= 2:
-        slope, offset = np.polyfit(inv_wavelength[middle], smooth[middle], 1)
-    else:  # no factors in between: put the ramp's ends midway between neighbouring frequencies
-        unscaled = inv_wavelength[factors <= 1 + 1e-4]
-        scaled = inv_wavelength[factors >= factor * (1 - 1e-4)]
-        if not len(unscaled) or not len(scaled):
-            raise ConversionError(f"{path}: rope_freqs.weight is not a set of Llama-3 rope factors")
-        hi_end, lo_end = unscaled.min(), scaled.max()
-        slope = 1 / (hi_end - lo_end)
-        offset = -lo_end * slope
+        slope, offset = np.polyfit(x[middle], smooth[middle], 1)
+    else:
+        x_m, s_m = (float(x[middle][0]), float(smooth[middle][0])) if middle.any() else ((lo_end + hi_end) / 2, 0.5)
+        k = 0.5 * min((x_m - lo_end) / s_m, (hi_end - x_m) / (1 - s_m))  # s: 0 at x_m - s_m k, 1 at x_m + (1 - s_m) k
+        slope, offset = 1 / k, -(x_m - s_m * k) / k
     orig = round(cfg["max_position_embeddings"] / factor)
-    span = orig / slope
-    low = -offset * span
+    low, high = -offset * orig / slope, (1 - offset) * orig / slope
     return {"rope_type": "llama3", "factor": _tidy(factor), "original_max_position_embeddings": int(orig),
-            "low_freq_factor": _tidy(low), "high_freq_factor": _tidy(low + span)}
+            "low_freq_factor": _tidy(low), "high_freq_factor": _tidy(high)}

@@ -13,7 +13,7 @@ import pytest
 from conftest import STORIES, VALID_TEXT, sqconvert
 from gguf_files import convert_with_llamacpp, llamacpp_converter_available, llamacpp_permute, write_gguf
 from sqllm.converter.checkpoint import open_checkpoint
-from sqllm.converter.gguf_checkpoint import rope_row_order
+from sqllm.converter.gguf_checkpoint import _llama3_rope_scaling, rope_row_order
 from sqllm.converter.gguf_tokenizer import tokenizer_from_gguf
 from sqllm.converter.hub import resolve_model
 from sqllm.formats import constants as C
@@ -110,7 +110,9 @@ def test_f16_and_quantized_gguf(tmp_path, caplog):
     assert "requantiz" in p.stderr or "quantizing them again" in p.stderr
 
 
-def test_unsupported_and_broken_gguf_files(tmp_path):
+def test_unsupported_and_broken_gguf_files(tmp_path, stories_sqf):
+    p = sqconvert(stories_sqf, "-o", tmp_path / "again.sqf", check=False)
+    assert p.returncode == 1 and "an .sqf file, already quantized" in p.stderr and not (tmp_path / "again.sqf").exists()
     other = write_gguf(STORIES, tmp_path / "gemma.gguf", arch="gemma")
     out = tmp_path / "o.sqf"
     p = sqconvert(other, "-o", out, check=False)
@@ -208,3 +210,38 @@ def test_hub_id_from_the_cache(tmp_path, stories_sqf):
     assert p.stderr.count("\n") == 1 and str(home / "hub" / "models--sqllm-test--absent-model") in p.stderr
     with pytest.raises(ConversionError, match="revision 'v2'"):
         resolve_model("sqllm-test/stories260K@v2", home / "hub")
+
+
+class _Tensor:
+    def __init__(self, data):
+        self.data = data
+
+
+@pytest.mark.parametrize("scaling", [
+    {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+    {"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+    {"factor": 4.0, "low_freq_factor": 2.0, "high_freq_factor": 3.0, "original_max_position_embeddings": 64},
+])
+def test_llama3_rope_scaling_from_rope_freqs(scaling):
+    """llama.cpp stores Llama-3.1's scaling as one factor per frequency (rope_freqs): the parameters
+    recovered from it give Hugging Face's frequencies back."""
+    import math
+    theta, dim, ctx = 500000.0, 64, 131072
+    freqs = 1.0 / theta ** (np.arange(0, dim, 2) / dim)
+
+    def hf_inv_freq(s):  # transformers' _compute_llama3_parameters
+        low_wavelen = s["original_max_position_embeddings"] / s["low_freq_factor"]
+        high_wavelen = s["original_max_position_embeddings"] / s["high_freq_factor"]
+        wavelen = 2 * math.pi / freqs
+        inv = np.where(wavelen > low_wavelen, freqs / s["factor"], freqs)
+        smooth = (s["original_max_position_embeddings"] / wavelen - s["low_freq_factor"]) / (
+            s["high_freq_factor"] - s["low_freq_factor"])
+        smoothed = (1 - smooth) * inv / s["factor"] + smooth * inv
+        middle = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+        return np.where(middle, smoothed, inv)
+
+    factors = freqs / hf_inv_freq(scaling)  # what convert_hf_to_gguf.py writes
+    got = _llama3_rope_scaling("m.gguf", _Tensor(factors.astype(np.float32)),
+                               {"head_dim": dim, "rope_theta": theta, "max_position_embeddings": ctx})
+    assert got["rope_type"] == "llama3" and got["factor"] == scaling["factor"]
+    np.testing.assert_allclose(hf_inv_freq(got), hf_inv_freq(scaling), rtol=1e-5)
