@@ -9,6 +9,7 @@ import pytest
 from conftest import TRAIN_TEXT, WIKI_TEXT, sqconvert
 from gguf_files import convert_with_llamacpp, llamacpp_converter_available, write_gguf
 from sqllm.converter.evaluate import reference_logits, reference_perplexity
+from sqllm.formats import constants as C
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
 
@@ -48,20 +49,32 @@ def test_dev_model_perplexity_matches_torch(dev_q):
     assert ours == pytest.approx(ref, rel=5e-5), (ours, ref)
 
 
-def test_dev_model_gguf_converts_to_the_same_file(dev_q, dev_model, tmp_path):
-    """An F16 GGUF of the dev model (convert_hf_to_gguf.py's where importable) gives the file the folder gives."""
+def test_dev_model_gguf_reads_as_the_folder(dev_model, tmp_path):
+    """An F16 GGUF of the dev model (convert_hf_to_gguf.py's where importable) holds the folder's
+    model: every tensor, the configuration keys and the tokenizer keys are the same, so the
+    converter, which is deterministic, writes the same file from either (test_inputs.py converts
+    stories260K both ways and compares the logits)."""
+    from sqllm.converter.checkpoint import open_checkpoint
+    from sqllm.converter.config import model_metadata
+
     gguf = tmp_path / "dev-f16.gguf"
     if llamacpp_converter_available():
         convert_with_llamacpp(dev_model, gguf, "f16")
     else:
         write_gguf(dev_model, gguf, dtype=np.float16)
-    f = tmp_path / "gguf.sqf"
-    sqconvert(gguf, "-o", f, "--method", "rtn", "--bits", 4, "--group-size", 128, "--outliers", 0.4, "--quiet")
-    ours, theirs = Model(f, kv_cache="f32", n_batch=48), Model(dev_q[0], kv_cache="f32", n_batch=48)
-    text = TEXT + "\ndef f(x):\n\treturn x ** 2  # héllo 世界 <|im_start|>user\n"
-    ids = theirs.tokenize(text)
-    assert ours.tokenize(text) == ids
-    assert np.array_equal(ours.logits(ids[:64]), theirs.logits(ids[:64]))
+    ours, theirs = open_checkpoint(gguf), open_checkpoint(dev_model)
+    assert sorted(ours.names) == sorted(theirs.names)
+    for name in theirs.names:
+        assert np.array_equal(ours.read(name), theirs.read(name)), name
+    keys = model_metadata(ours.config(), gguf)["keys"]
+    reference = model_metadata(theirs.config(), dev_model)["keys"]
+    keys.pop(C.KEY_HF_CONFIG), reference.pop(C.KEY_HF_CONFIG)  # the GGUF's config.json is rebuilt, not copied
+    assert keys == reference
+    vocab = reference[C.KEY_VOCAB_SIZE]
+    tok, tok_reference = ours.tokenizer_metadata(vocab), theirs.tokenizer_metadata(vocab)
+    for key in (C.KEY_HF_TOKENIZER_JSON, C.KEY_CHAT_TEMPLATE):
+        tok.pop(key, None), tok_reference.pop(key, None)
+    assert tok == tok_reference
 
 
 def test_dev_model_generates_code(dev_q):
