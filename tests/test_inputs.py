@@ -211,6 +211,14 @@ def test_hub_id_from_the_cache(tmp_path, stories_sqf):
     with pytest.raises(ConversionError, match="revision 'v2'"):
         resolve_model("sqllm-test/stories260K@v2", home / "hub")
 
+    # A GGUF repository: its one .gguf file is the model.
+    gguf_repo = tmp_path / "gguf-repo"
+    gguf_repo.mkdir()
+    write_gguf(STORIES, gguf_repo / "stories260K-f32.gguf")
+    _hub_cache(home / "hub", "sqllm-test/stories260K-GGUF", gguf_repo)
+    ckpt = open_checkpoint(resolve_model("sqllm-test/stories260K-GGUF", home / "hub"))
+    assert ckpt.weight_files[0].name == "stories260K-f32.gguf" and ckpt.config()["architectures"] == ["LlamaForCausalLM"]
+
 
 class _Tensor:
     def __init__(self, data):
