@@ -118,4 +118,9 @@ def _add_tokenizer(w: gguf.GGUFWriter, folder: Path, cfg: dict, pre: str) -> Non
     w.add_token_merges(merges)
     w.add_bos_token_id(cfg["bos_token_id"])
     w.add_eos_token_id(cfg["eos_token_id"] if isinstance(cfg["eos_token_id"], int) else cfg["eos_token_id"][0])
+    generation = json.loads((folder / "generation_config.json").read_text()) \
+        if (folder / "generation_config.json").is_file() else {}
+    pad = cfg.get("pad_token_id", generation.get("pad_token_id"))
+    if isinstance(pad, int):
+        w.add_pad_token_id(pad)
     w.add_add_bos_token(False)
