@@ -76,8 +76,24 @@ class GgufCheckpoint(Checkpoint):
         return json.loads(json.dumps(self._config))
 
     def tokenizer_metadata(self, vocab_size: int | None) -> dict[str, object]:
-        from .tokenizer import tokenizer_metadata
-        return tokenizer_metadata(self.path, vocab_size, pipeline=self._tokenizer)
+        """The tokenizer keys through the entry point of a model folder: the tokenizer.json and
+        tokenizer_config.json rebuilt from the GGUF are written, for it, to a temporary folder,
+        which error messages then name as the GGUF."""
+        import tempfile
+
+        from .tokenizer import TokenizerError, tokenizer_metadata
+
+        tokenizer_json, tokenizer_config = self._tokenizer
+        with tempfile.TemporaryDirectory(prefix="sqllm-gguf-tokenizer-") as tmp:
+            folder = Path(tmp)
+            (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
+            (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, ensure_ascii=False),
+                                                          encoding="utf-8")
+            try:
+                return tokenizer_metadata(folder, vocab_size)
+            except TokenizerError as e:
+                message = str(e).replace(str(folder / "tokenizer.json"), f"{self.path} (its tokenizer.ggml.* keys)")
+                raise TokenizerError(message.replace(str(folder), str(self.path))) from None
 
     def side_files(self) -> dict[str, str]:
         generation = {k: self._config[k] for k in ("bos_token_id", "eos_token_id") if k in self._config}

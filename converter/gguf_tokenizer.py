@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .tokenizer import LLAMA3_REGEX, QWEN2_REGEX, SPACE_MARK, TokenizerError
+from .tokenizer import LLAMA3_REGEX, QWEN2_REGEX, TokenizerError
 
+SPACE_MARK = "\u2581"  # "▁", SentencePiece's visible space
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_UNUSED, TOKEN_BYTE = 1, 2, 3, 4, 5, 6
 
 _BYTE_LEVEL_NO_REGEX = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}

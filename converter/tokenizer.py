@@ -43,24 +43,21 @@ class TokenizerError(ConversionError, ValueError):
     """A tokenizer file is unreadable or uses something the runtime does not implement."""
 
 
-def tokenizer_metadata(model_dir: Path, vocab_size: int | None = None, *,
-                       pipeline: tuple[dict, dict] | None = None) -> dict[str, object]:
+def tokenizer_metadata(model_dir: Path, vocab_size: int | None = None) -> dict[str, object]:
     """The tokenizer keys for a Hugging Face model folder, as plain Python values.
 
     Reads tokenizer.json (or, without one, a SentencePiece tokenizer.model) plus
     tokenizer_config.json, generation_config.json and config.json for the special tokens.
     With `vocab_size`, the token list is padded with unused `[PADn]` tokens to that many rows
     of the embedding matrix (and a tokenizer with more tokens than that is an error).
-    `pipeline` gives tokenizer.json and tokenizer_config.json as dicts instead (a GGUF's
-    tokenizer, gguf_tokenizer.py); `model_dir` is then the file they came from, and names it in errors.
     """
     model_dir = Path(model_dir)
-    tokenizer_json = model_dir if pipeline is not None else model_dir / "tokenizer.json"
+    tokenizer_json = model_dir / "tokenizer.json"
     sentencepiece_model = model_dir / "tokenizer.model"
-    tokenizer_config = pipeline[1] if pipeline is not None else _read_json(model_dir / "tokenizer_config.json")
-    if pipeline is not None or tokenizer_json.is_file():
+    tokenizer_config = _read_json(model_dir / "tokenizer_config.json")
+    if tokenizer_json.is_file():
         try:
-            meta, named_specials = _from_tokenizer_json(tokenizer_json, pipeline[0] if pipeline is not None else None)
+            meta, named_specials = _from_tokenizer_json(tokenizer_json)
         except TokenizerError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
@@ -80,9 +77,7 @@ def tokenizer_metadata(model_dir: Path, vocab_size: int | None = None, *,
     template = _chat_template(model_dir, tokenizer_config)
     if template is not None:
         meta[C.KEY_CHAT_TEMPLATE] = template
-    if pipeline is not None:
-        meta[C.KEY_HF_TOKENIZER_JSON] = json.dumps(pipeline[0], ensure_ascii=False, indent=2)
-    elif tokenizer_json.is_file():
+    if tokenizer_json.is_file():
         meta[C.KEY_HF_TOKENIZER_JSON] = tokenizer_json.read_text(encoding="utf-8")
     return meta
 
@@ -102,11 +97,10 @@ def _read_json(path: Path) -> dict:
 # ---- tokenizer.json -------------------------------------------------------------------------
 
 
-def _from_tokenizer_json(path: Path, tj: dict | None = None) -> tuple[dict[str, object], dict[str, str]]:
-    """The keys that tokenizer.json (read from `path`, or given as `tj`) alone decides, and the special
-    tokens it names: {"bos": content, "eos": content} where its post-processor adds them, "unk" where
-    its model has one."""
-    tj = _read_json(path) if tj is None else tj
+def _from_tokenizer_json(path: Path) -> tuple[dict[str, object], dict[str, str]]:
+    """The keys that tokenizer.json alone decides, and the special tokens it names: {"bos": content,
+    "eos": content} where its post-processor adds them, "unk" where its model has one."""
+    tj = _read_json(path)
     model = tj.get("model") or {}
     if model.get("type") != "BPE":
         raise TokenizerError(f"{path}: tokenizer model {model.get('type')!r} is not supported (only BPE is)")

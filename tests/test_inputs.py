@@ -253,3 +253,12 @@ def test_llama3_rope_scaling_from_rope_freqs(scaling):
                                {"head_dim": dim, "rope_theta": theta, "max_position_embeddings": ctx})
     assert got["rope_type"] == "llama3" and got["factor"] == scaling["factor"]
     np.testing.assert_allclose(hf_inv_freq(got), hf_inv_freq(scaling), rtol=1e-5)
+
+
+def test_tokenizer_errors_name_the_gguf(stories_gguf):
+    ckpt = open_checkpoint(stories_gguf)
+    ckpt._tokenizer[0]["model"]["vocab"]["▁extra"] = 600  # a token beyond the embedding's 512 rows
+    with pytest.raises(ConversionError) as e:
+        ckpt.tokenizer_metadata(512)
+    assert str(e.value).startswith(str(stories_gguf)) and "sqllm-gguf-tokenizer" not in str(e.value)
+    assert "601 tokens" in str(e.value)
