@@ -117,13 +117,12 @@ class GgufCheckpoint(Checkpoint):
     def _dequantize(self, name: str, rows: np.ndarray | None) -> np.ndarray:
         """A quantized tensor, or some rows of it (a row is whole blocks), as float32."""
         from gguf import GGML_QUANT_SIZES
-        from gguf.quants import dequantize
 
         e, qtype = self._entries[name], self._qtypes[name]
         if rows is None:
             buf = np.empty(e.end - e.start, np.uint8)
             self._read_into(name, e, buf)
-            return dequantize(buf, qtype).astype(np.float32, copy=False).reshape(e.shape)
+            return self._dequantized(name, buf, qtype).reshape(e.shape)
         block, block_bytes = GGML_QUANT_SIZES[qtype]
         cols = e.shape[1]
         row_bytes = cols // block * block_bytes
@@ -134,12 +133,22 @@ class GgufCheckpoint(Checkpoint):
                 if len(got) != row_bytes:
                     raise ConversionError(f"{e.path}: truncated while reading {name}")
                 buf[i] = np.frombuffer(got, np.uint8)
-        return dequantize(buf, qtype).astype(np.float32, copy=False).reshape(len(rows), cols)
+        return self._dequantized(name, buf, qtype).reshape(len(rows), cols)
+
+    def _dequantized(self, name: str, buf: np.ndarray, qtype) -> np.ndarray:
+        from gguf.quants import dequantize
+
+        try:
+            return dequantize(buf, qtype).astype(np.float32, copy=False)
+        except (NotImplementedError, ValueError) as e:
+            raise ConversionError(f"{self.path}: tensor {name} of type {qtype.name} cannot be dequantized by gguf-py "
+                                  f"({e or 'not implemented'})") from None
 
 
 def open_gguf(path: Path) -> GgufCheckpoint:
     """A GGUF of a supported architecture, lazily; ConversionError naming the file otherwise."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader
+    from gguf.quants import dequantize
 
     try:
         reader = GGUFReader(path)
@@ -185,6 +194,13 @@ def open_gguf(path: Path) -> GgufCheckpoint:
             raise ConversionError(f"{path}: tensor {t.name} runs past the end of the file")
         entries[hf] = _Entry(path, dtype, shape, start, start + int(t.n_bytes))
         stored[t.name] = t
+    for qtype in set(qtypes.values()):  # one block of zeros: fail now, not halfway through the file
+        try:
+            dequantize(np.zeros(GGML_QUANT_SIZES[qtype][1], np.uint8), qtype)
+        except (NotImplementedError, ValueError) as e:
+            name = next(t.name for t in reader.tensors if t.tensor_type == qtype)
+            raise ConversionError(f"{path}: tensor {name} has type {qtype.name}, which gguf-py cannot dequantize "
+                                  f"({e})") from None
     if qtypes:
         kinds = sorted({q.name for q in qtypes.values()})
         log.warning("%s: %d tensors are quantized (%s); they are dequantized first, and quantizing them again adds "

@@ -78,7 +78,11 @@ def write_gguf(folder: Path, out: Path, *, dtype=np.float32, quantize: dict | No
         gname = names.get_name(name, try_suffixes=(".weight", ".bias"))
         qtype = (quantize or {}).get(name)
         if qtype is not None:
-            w.add_tensor(gname, gguf.quants.quantize(t, qtype), raw_dtype=qtype)
+            try:
+                data = gguf.quants.quantize(t, qtype)
+            except NotImplementedError:  # a type gguf-py cannot write: zero blocks of its size
+                data = np.zeros(gguf.quant_shape_to_byte_shape(t.shape, qtype), np.uint8)
+            w.add_tensor(gname, data, raw_dtype=qtype)
         else:
             w.add_tensor(gname, t)
     w.write_header_to_file()

@@ -119,6 +119,12 @@ def test_unsupported_and_broken_gguf_files(tmp_path, stories_sqf):
     assert p.returncode == 1 and not out.exists()
     assert p.stderr.count("\n") == 1 and "gemma.gguf" in p.stderr and "architecture 'gemma'" in p.stderr
 
+    q1 = write_gguf(STORIES, tmp_path / "q1.gguf",
+                    quantize={"model.layers.0.mlp.gate_proj.weight": gguf.GGMLQuantizationType.Q8_1})
+    p = sqconvert(q1, "-o", out, check=False)
+    assert p.returncode == 1 and not out.exists()
+    assert p.stderr.count("\n") == 1 and "blk.0.ffn_gate.weight has type Q8_1" in p.stderr, p.stderr
+
     good = write_gguf(STORIES, tmp_path / "good.gguf")
     truncated = tmp_path / "truncated.gguf"
     truncated.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
