@@ -15,7 +15,8 @@ from sqllm.formats.errors import SqllmError
 from .interrupt import sticky_sigint
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Quantize Hugging Face Llama-family checkpoints into .sqf files, and inspect them.")
+                  help="Quantize Llama, Mistral and Qwen2 checkpoints (Hugging Face or GGUF) into .sqf files, "
+                       "and inspect them.")
 SUBCOMMANDS = ("convert", "inspect", "dequant", "eval", "fisher")
 
 
@@ -53,7 +54,8 @@ def _parse_bits_for(items: list[str]) -> list[tuple[str, int]]:
 
 @app.command()
 def convert(
-    model: Path = typer.Argument(..., help="A .safetensors file, a Hugging Face model folder, or a pytorch_model*.bin."),
+    model: Path = typer.Argument(..., help="A .safetensors file, a Hugging Face model folder, a pytorch_model*.bin, "
+                                 "a GGUF file, or a hub id (org/name[@revision]) in the local Hugging Face cache."),
     output: Path = typer.Option(..., "-o", "--output", help="The .sqf file to write."),
     method: str = typer.Option("squeezellm", help="squeezellm (Fisher-weighted k-means), kmeans (unweighted) or rtn."),
     bits: int = typer.Option(3, help="Bits per weight of the dense part: 2, 3, 4, 5, 6 or 8."),
@@ -181,7 +183,7 @@ def dequant(
 
 @app.command()
 def fisher(
-    model: Path = typer.Argument(..., help="A Hugging Face model folder."),
+    model: Path = typer.Argument(..., help="A Hugging Face model folder, or a hub id in the local Hugging Face cache."),
     data: Path = typer.Option(..., help="Calibration text (UTF-8); use training text, never the evaluation text."),
     output: Path = typer.Option(..., "-o", "--output", help="The fisher.safetensors to write."),
     samples: Optional[int] = typer.Option(None, help="Calibration sequences (default: as many as the text holds)."),
