@@ -13,7 +13,7 @@ from sqllm.formats.errors import ConversionError
 from sqllm.formats.packing import decode_lut8, encode_lut8
 
 from .config import EMBEDDING_MATRICES
-from .gptq import HessianFactor, assign_codes_gptq
+from .gptq import DAMP, HessianFactor, assign_codes_gptq
 from .kmeans import weighted_kmeans_rows
 from .pack_fast import pack_codes_fast
 from .rtn import rtn_rows
@@ -41,6 +41,7 @@ class Recipe:
     bits_for: list[tuple[str, int]] = field(default_factory=list)
     embed_bits: int | None = None   # embedding and output head (None: the next width above `bits`)
     rounding: str = "gptq"          # k-means codes: "gptq" (error feedback, where H is known) or "nearest"
+    damp: float = DAMP              # GPTQ-style rounding: damping, a fraction of H's mean diagonal
     target_bpw: float | None = None  # whole-file bits per weight; the allocation fills `plan`
     # Per matrix, as chosen by the allocation: [bits, outliers %, sensitive %, predicted error].
     plan: dict[str, list] = field(default_factory=dict)
@@ -66,6 +67,8 @@ class Recipe:
                 raise ConversionError("--target-bpw allocates bits by the Fisher: it needs --method squeezellm")
         if self.rounding not in ROUNDINGS:
             raise ConversionError(f"--rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
+        if not (math.isfinite(self.damp) and self.damp > 0):
+            raise ConversionError(f"--damp must be a positive number, got {self.damp}")
         if self.kmeans not in ("fast", "exact"):
             raise ConversionError(f"--kmeans must be fast or exact, got {self.kmeans!r}")
 
