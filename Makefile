@@ -6,6 +6,9 @@ JOBS ?= 2
 DEPS_STAMP := $(VENV)/.deps-installed
 BUILD_STAMP := $(VENV)/.sqllm-built
 NATIVE_SOURCES := $(shell find cpp -name '*.cpp' -o -name '*.h' -o -name '*.inc') CMakeLists.txt pyproject.toml
+# PCRE2, the regex engine of the tokenizer's Split / Replace patterns, from the system's packages.
+PCRE2_HEADER := /usr/include/pcre2.h
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR := build/demo
 PROMPT ?= Once upon a time
 # Calibration text for the demo's Fisher (without it the demo converts with unweighted k-means).
@@ -15,7 +18,11 @@ CALIBRATION ?= ../shared/data/tinystories_train.txt
 
 setup: $(BUILD_STAMP)
 
-$(DEPS_STAMP): pyproject.toml
+$(PCRE2_HEADER):
+	$(SUDO) apt-get install -y --no-install-recommends libpcre2-dev || \
+	    { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends libpcre2-dev; }
+
+$(DEPS_STAMP): pyproject.toml $(PCRE2_HEADER)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from sqllm.formats import constants as C
-from sqllm.formats.errors import ConversionError
+from sqllm.errors import ConversionError
 
 from .kmeans import weighted_kmeans_rows
+from .quantize import LUT8_MIN_BITS
 from .sparse import select_sparse
 
 # (outliers %, sensitive %) splits the allocation chooses among; SqueezeLLM's is the last.
@@ -51,7 +52,11 @@ def matrix_bytes(rows: int, cols: int, bits: int, outliers: float, sensitive: fl
     """Bytes a per-row-LUT quantized matrix takes in the data section, each tensor aligned."""
     n = rows * cols
     nnz = int(round(outliers / 100.0 * n)) + int(round(sensitive / 100.0 * n))
-    size = _aligned(rows * C.row_bytes(cols, bits)) + _aligned(rows * (2 << bits))
+    size = _aligned(rows * C.row_bytes(cols, bits))
+    if bits >= LUT8_MIN_BITS:  # 8-bit levels and the (lo, step) scale, two tensors
+        size += _aligned(rows << bits) + _aligned(4 * rows)
+    else:
+        size += _aligned(rows * (2 << bits))
     if nnz:
         size += _aligned(4 * (rows + 1)) + _aligned(4 * nnz) + _aligned(2 * nnz)
     return size

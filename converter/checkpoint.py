@@ -1,8 +1,9 @@
 """Lazy, tensor-by-tensor reading of Hugging Face checkpoints.
 
 A checkpoint is a `.safetensors` file (its folder holds config.json and the tokenizer), a
-model folder (one `model.safetensors`, or shards with `model.safetensors.index.json`), or
-`pytorch_model*.bin` (through torch's weights_only loader; torch is optional). Tensors are
+model folder (one `model.safetensors`, or shards with `model.safetensors.index.json`),
+`pytorch_model*.bin` (through torch's weights_only loader; torch is optional), a Hugging Face
+hub id found in the local hub cache (hub.py), or a GGUF file (gguf_checkpoint.py). Tensors are
 read one at a time with positional reads into a fresh buffer, never through a long-lived
 memory map, so the resident memory is one tensor, whatever the checkpoint's size; the next
 tensors can be prefetched (an OS read-ahead hint) while the current one is quantized.
@@ -11,6 +12,7 @@ tensors can be prefetched (an OS read-ahead hint) while the current one is quant
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqllm.formats.errors import ConversionError
+from sqllm.errors import ConversionError
 
 from .numeric import widen_to_f32
 
@@ -56,12 +58,15 @@ def _read_safetensors_header(path: Path) -> dict[str, _Entry]:
         if name == "__metadata__":
             continue
         try:
-            dtype, shape, (start, end) = info["dtype"], tuple(int(s) for s in info["shape"]), info["data_offsets"]
+            dtype, shape, (start, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
         except (KeyError, TypeError, ValueError) as e:
             raise ConversionError(f"{path}: corrupt header entry for {name}") from e
-        if dtype not in _ST_SIZES:
+        if not all(type(v) is int and v >= 0 for v in (*shape, start, end)):
+            raise ConversionError(f"{path}: corrupt header entry for {name}: shape and data offsets must be "
+                                  "non-negative integers")
+        if not isinstance(dtype, str) or dtype not in _ST_SIZES:
             raise ConversionError(f"{path}: tensor {name} has dtype {dtype}; only F32, F16, BF16 (and F64) are supported")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * _ST_SIZES[dtype]
+        nbytes = math.prod(shape) * _ST_SIZES[dtype]
         if start < 0 or end - start != nbytes or base + end > size:
             raise ConversionError(f"{path}: tensor {name} has data offsets outside the file or of the wrong size")
         entries[name] = _Entry(path, dtype, shape, base + start, base + end)
@@ -70,12 +75,32 @@ def _read_safetensors_header(path: Path) -> dict[str, _Entry]:
 
 @dataclass
 class Checkpoint:
-    """The tensors of one model, readable one at a time as float32."""
+    """The tensors of one model, readable one at a time as float32, with its configuration and
+    tokenizer (from the files beside the weights in `folder`)."""
 
     folder: Path
     weight_files: list[Path]
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _torch_state: dict | None = None
+
+    def config(self) -> dict:
+        """config.json as a dict."""
+        return load_config(self.folder)
+
+    def tokenizer_metadata(self, vocab_size: int | None) -> dict[str, object]:
+        """The tokenizer keys of formats/SPEC.md §5 (tokenizer.py)."""
+        from .tokenizer import tokenizer_metadata
+        return tokenizer_metadata(self.folder, vocab_size)
+
+    def side_files(self) -> dict[str, str]:
+        """The Hugging Face files kept in the .sqf for `sqconvert dequant` (C.HF_SIDE_FILES), by name."""
+        from sqllm.formats import constants as C
+        return {name: (self.folder / name).read_text(encoding="utf-8") for name in C.HF_SIDE_FILES
+                if (self.folder / name).is_file()}
+
+    def transformers_folder(self, what: str) -> Path:
+        """The folder transformers loads the model from, for `what` (a calibration) to run it."""
+        return self.folder
 
     @property
     def names(self) -> list[str]:
@@ -180,14 +205,20 @@ def open_safetensors(files: list[Path]) -> dict[str, _Entry]:
 
 
 def open_checkpoint(model: str | os.PathLike) -> Checkpoint:
-    """Resolve MODEL (a .safetensors file, a model folder or a pytorch_model*.bin) lazily."""
-    path = Path(model)
+    """Resolve MODEL (a .safetensors file, a model folder, a pytorch_model*.bin, a hub id or a
+    GGUF file) lazily."""
+    from .gguf_checkpoint import is_gguf, open_gguf
+    from .hub import resolve_model
+
+    path = resolve_model(model)
     if not path.exists():
         raise ConversionError(f"{path}: no such file or folder")
     if path.is_file() and path.suffix == ".safetensors":
         return Checkpoint(path.parent, [path], open_safetensors([path]))
     if path.is_file() and path.suffix == ".bin":
         return _open_torch(path.parent, [path])
+    if path.is_file() and (path.suffix == ".gguf" or is_gguf(path)):
+        return open_gguf(path)
     if path.is_dir():
         files = [f for f in _safetensors_files(path) if f.name != "fisher.safetensors"]
         if files:
@@ -195,8 +226,12 @@ def open_checkpoint(model: str | os.PathLike) -> Checkpoint:
         bins = sorted(path.glob("pytorch_model*.bin"))
         if bins:
             return _open_torch(path, bins)
-        raise ConversionError(f"{path}: no model.safetensors, sharded safetensors or pytorch_model*.bin in this folder")
-    raise ConversionError(f"{path}: expected a .safetensors file, a pytorch_model*.bin or a model folder")
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1 and not (path / "config.json").is_file():  # a GGUF repository from the hub
+            return open_gguf(ggufs[0])
+        raise ConversionError(f"{path}: no model.safetensors, sharded safetensors or pytorch_model*.bin in this folder"
+                              + (f" (name one of its {len(ggufs)} GGUF files instead)" if ggufs else ""))
+    raise ConversionError(f"{path}: expected a .safetensors file, a pytorch_model*.bin, a GGUF file or a model folder")
 
 
 def _open_torch(folder: Path, files: list[Path]) -> Checkpoint:

@@ -10,12 +10,13 @@ from typing import List, Optional
 
 import typer
 
-from sqllm.formats.errors import SqllmError
+from sqllm.errors import SqllmError
 
 from .interrupt import sticky_sigint
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Quantize Hugging Face Llama-family checkpoints into .sqf files, and inspect them.")
+                  help="Quantize Llama, Mistral and Qwen2 checkpoints (Hugging Face or GGUF) into .sqf files, "
+                       "and inspect them.")
 SUBCOMMANDS = ("convert", "inspect", "dequant", "eval", "fisher")
 
 
@@ -53,7 +54,8 @@ def _parse_bits_for(items: list[str]) -> list[tuple[str, int]]:
 
 @app.command()
 def convert(
-    model: Path = typer.Argument(..., help="A .safetensors file, a Hugging Face model folder, or a pytorch_model*.bin."),
+    model: Path = typer.Argument(..., help="A .safetensors file, a Hugging Face model folder, a pytorch_model*.bin, "
+                                 "a GGUF file, or a hub id (org/name[@revision]) in the local Hugging Face cache."),
     output: Path = typer.Option(..., "-o", "--output", help="The .sqf file to write."),
     method: str = typer.Option("squeezellm", help="squeezellm (Fisher-weighted k-means), kmeans (unweighted) or rtn."),
     bits: int = typer.Option(3, help="Bits per weight of the dense part: 2, 3, 4, 5, 6 or 8."),
@@ -71,6 +73,9 @@ def convert(
     kmeans: str = typer.Option("fast", help="fast (Lloyd on sorted rows) or exact (optimal, dynamic programming)."),
     rounding: str = typer.Option("gptq", help="k-means codes: gptq (column by column with error feedback from the "
                                  "input statistics the Fisher file carries) or nearest (nearest level)."),
+    damp: Optional[float] = typer.Option(None, help="gptq rounding: damping added to the input statistics' diagonal, "
+                                         "as a fraction of its mean; higher trusts the calibration text less "
+                                         "(default 0.1)."),
     keep: List[str] = typer.Option([], help="Glob of tensor names to keep unquantized (repeatable)."),
     bits_for: List[str] = typer.Option([], help="PATTERN=BITS: bit width for tensors matching a glob (repeatable)."),
     embed_bits: Optional[int] = typer.Option(None, help="Bits of the token embedding and output head (default: the next "
@@ -100,7 +105,8 @@ def convert(
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     recipe = Recipe(method=method, bits=bits, outliers=outliers, sensitive=sensitive, group_size=group_size,
                     sym=sym, clip_search=clip_search, kmeans=kmeans, rounding=rounding, seed=seed, keep=list(keep),
-                    bits_for=_parse_bits_for(bits_for), embed_bits=embed_bits, target_bpw=target_bpw)
+                    bits_for=_parse_bits_for(bits_for), embed_bits=embed_bits, target_bpw=target_bpw,
+                    **({} if damp is None else {"damp": damp}))
     kv = None
     if kv_bits is not None:
         if calib_data is None:
@@ -177,7 +183,7 @@ def dequant(
 
 @app.command()
 def fisher(
-    model: Path = typer.Argument(..., help="A Hugging Face model folder."),
+    model: Path = typer.Argument(..., help="A Hugging Face model folder, or a hub id in the local Hugging Face cache."),
     data: Path = typer.Option(..., help="Calibration text (UTF-8); use training text, never the evaluation text."),
     output: Path = typer.Option(..., "-o", "--output", help="The fisher.safetensors to write."),
     samples: Optional[int] = typer.Option(None, help="Calibration sequences (default: as many as the text holds)."),

@@ -6,13 +6,16 @@ import json
 from pathlib import Path
 
 from sqllm.formats import constants as C
-from sqllm.formats.errors import ConversionError
+from sqllm.errors import ConversionError
 
 ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
     "MistralForCausalLM": "mistral",
     "Qwen2ForCausalLM": "qwen2",
 }
+
+# A config without `architectures` names its class by model_type.
+CLASS_OF_MODEL_TYPE = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 
 LINEAR_SUFFIXES = (
     "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
@@ -57,11 +60,32 @@ def _rope(cfg: dict, where: Path) -> dict:
     return out
 
 
+def _sliding_window(cfg: dict, family: str, layers: int, where: Path) -> int:
+    """The attention window of every layer (0: none), as transformers reads the config: Mistral's
+    `sliding_window`; Qwen2's only with `use_sliding_window`, and then from layer
+    `max_window_layers` on, which the runtime supports only when that is all layers or none."""
+    window = cfg.get("sliding_window") or 0
+    types = cfg.get("layer_types")
+    if family == "qwen2":
+        if not cfg.get("use_sliding_window") or not window:
+            window = 0
+        else:
+            first = int(cfg.get("max_window_layers", 28))
+            types = types or ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
+    elif family != "mistral":
+        window = 0
+    if types and window and len(set(types)) > 1:
+        raise ConversionError(f"{where}: sliding-window attention in only some layers is not supported")
+    if types and window and types[0] != "sliding_attention":
+        window = 0
+    return int(window)
+
+
 def model_metadata(cfg: dict, folder: Path) -> dict:
     """Returns {"family": ..., "shapes_cfg": {...}, "keys": {gguf key: value}}; raises ConversionError."""
     where = folder / "config.json"
     archs = cfg.get("architectures") or []
-    arch = archs[0] if archs else cfg.get("model_type", "?")
+    arch = archs[0] if archs else CLASS_OF_MODEL_TYPE.get(cfg.get("model_type"), cfg.get("model_type", "?"))
     family = ARCHITECTURES.get(arch)
     if family is None:
         raise ConversionError(f"{where}: architecture {arch} is not supported (supported: {', '.join(ARCHITECTURES)})")
@@ -85,7 +109,7 @@ def model_metadata(cfg: dict, folder: Path) -> dict:
     except (KeyError, TypeError, ValueError) as e:
         raise ConversionError(f"{where}: missing or invalid field {e}") from e
     rope = _rope(cfg, where)
-    window = cfg.get("sliding_window") if family == "mistral" else None
+    window = _sliding_window(cfg, family, shapes_cfg["num_layers"], where)
     keys = {
         C.KEY_FAMILY: family,
         C.KEY_HF_ARCHITECTURE: arch,

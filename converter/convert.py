@@ -16,10 +16,10 @@ from tqdm import tqdm
 
 from sqllm.formats import SqfWriter
 from sqllm.formats import constants as C
-from sqllm.formats.errors import ConversionError
+from sqllm.errors import ConversionError
 
 from .allocate import ALLOCATION_BITS, allocate, budget_bytes, measure_choices, sample_rows
-from .checkpoint import Checkpoint, open_checkpoint, open_safetensors, load_config
+from .checkpoint import Checkpoint, open_checkpoint, open_safetensors
 from .fisher import describe
 from .gptq import HessianFactor, factor_hessian, hessian_name
 from .interrupt import raise_if_interrupted
@@ -27,7 +27,6 @@ from .kvquant import calibrate
 from .numeric import bad_counts
 from .config import ARRAY_ITEM_TYPES, KEY_TYPES, is_layer_linear, is_quantizable, model_metadata
 from .quantize import Recipe, quantize_matrix
-from .tokenizer import tokenizer_metadata
 
 log = logging.getLogger("sqllm.convert")
 
@@ -131,8 +130,8 @@ class _Hessians:
     """The factored input statistics for GPTQ-style rounding, by matrix; linears that share an
     input (q/k/v, gate/up) share one factorisation, kept until the next input comes."""
 
-    def __init__(self, fisher_file: _Fisher | None):
-        self.fisher = fisher_file
+    def __init__(self, fisher_file: _Fisher | None, damp: float):
+        self.fisher, self.damp = fisher_file, damp
         self._name, self._factor = None, None
         self.missing = False
 
@@ -152,7 +151,7 @@ class _Hessians:
             if not np.isfinite(H).all():
                 raise ConversionError(f"{self.fisher.path}: input statistics {hname} hold NaN or Inf")
             try:
-                self._name, self._factor = hname, factor_hessian(H)
+                self._name, self._factor = hname, factor_hessian(H, self.damp)
             except ValueError as e:
                 raise ConversionError(f"{self.fisher.path}: input statistics {hname}: {e}") from None
         return self._factor
@@ -172,7 +171,7 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
     start = time.perf_counter()
     recipe.validate()
     ckpt = open_checkpoint(model)
-    cfg = load_config(ckpt.folder)
+    cfg = ckpt.config()
     meta = model_metadata(cfg, ckpt.folder)
     shapes = C.model_tensor_shapes(meta["shapes_cfg"])
     for name, shape in shapes.items():
@@ -196,12 +195,13 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
             raise ConversionError(f"--target-bpw weighs every quantized matrix by its Fisher, but {where}; "
                                   f"{FISHER_HINT} (it covers the embedding and head too)")
     recipe = recipe.resolved(fisher_file is not None)
-    tok = tokenizer_metadata(ckpt.folder, vocab_size=meta["shapes_cfg"]["vocab_size"])
+    tok = ckpt.tokenizer_metadata(meta["shapes_cfg"]["vocab_size"])
     if kv is not None and Path(output).exists() and not overwrite:
-        from sqllm.formats.errors import OutputExistsError
+        from sqllm.errors import OutputExistsError
         raise OutputExistsError(f"{output}: output exists (use --force to overwrite)")
-    kv_cal = None if kv is None else calibrate(ckpt.folder, kv.data, bits=kv.bits, outliers=kv.outliers, sink=kv.sink,
-                                               samples=kv.samples, seq_len=kv.seq_len, seed=recipe.seed, progress=progress)
+    kv_cal = None if kv is None else calibrate(ckpt.transformers_folder("--kv-bits"), kv.data, bits=kv.bits,
+                                               outliers=kv.outliers, sink=kv.sink, samples=kv.samples,
+                                               seq_len=kv.seq_len, seed=recipe.seed, progress=progress)
 
     order = ["model.embed_tokens.weight"]
     order += [n for n in shapes if n.startswith("model.layers.")]
@@ -229,12 +229,13 @@ def _plan_budget(w: SqfWriter, ckpt: Checkpoint, recipe: Recipe, order: list[str
     budget = budget_bytes(recipe.target_bpw, n_weights)
     fixed = sum(_aligned_size(int(np.prod(shapes[n])) * (4 if len(shapes[n]) == 1 else 2))
                 for n in order if n not in linears)
-    def info_bytes(name: str) -> int:  # a tensor info (2-D at most) and its CRC
-        return 8 + len(name.encode()) + 4 + 16 + 4 + 8 + 4
+    def info_bytes(name: str) -> int:  # a tensor info (3-D at most) and its CRC
+        return 8 + len(name.encode()) + 4 + 24 + 4 + 8 + 4
 
     header = len(w._header()) + len(json.dumps(asdict(recipe), sort_keys=True)) + C.ALIGNMENT
     header += sum(info_bytes(n) for n in order if n not in linears)
-    header += sum(info_bytes(n + C.SUFFIX_CODES) + info_bytes(n + C.SUFFIX_LUT) for n in linears)
+    header += sum(info_bytes(n + C.SUFFIX_CODES) + info_bytes(n + C.SUFFIX_LUT) + info_bytes(n + C.SUFFIX_LUT_SCALE)
+                  for n in linears)
     header += sum(8 + len(n.encode()) + 12 for n in linears) + 4 * 128  # sqllm.linear.* arrays and keys
     header += 64 * len(ckpt.weight_files) + 1024                          # hashes, Fisher description
     header += sum(len(json.dumps(n)) + 96 for n in linears)               # the plan in the recipe JSON
@@ -290,9 +291,8 @@ def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, rec
         w.add(C.KEY_NAME, str(cfg["_name_or_path"]))
     for key, value in {**meta["keys"], **tok}.items():
         w.add(key, value, KEY_TYPES.get(key), ARRAY_ITEM_TYPES.get(key))
-    for side in C.HF_SIDE_FILES:
-        if (ckpt.folder / side).is_file():
-            w.add(C.KEY_HF_FILE_PREFIX + side, (ckpt.folder / side).read_text(encoding="utf-8"))
+    for side, text in ckpt.side_files().items():
+        w.add(C.KEY_HF_FILE_PREFIX + side, text)
     w.add(C.KEY_SOURCE_FILES, [p.name for p in ckpt.weight_files], item_type=C.VT_STRING)
     w.add(C.KEY_SOURCE_SHA256, ["" for _ in ckpt.weight_files], item_type=C.VT_STRING)
     w.add(C.KEY_RECIPE_METHOD, recipe.method)
@@ -307,7 +307,7 @@ def _write(w: SqfWriter, ckpt: Checkpoint, cfg: dict, meta: dict, tok: dict, rec
         w.add(C.KEY_KV_SINK, kv_cal.sink, C.VT_UINT32)
         w.add(C.KEY_KV_CALIBRATION, kv_cal.description)
     n_sparse, objective, output_error = 0, 0.0, (0.0, 0.0)
-    hessians = _Hessians(fisher_file if recipe.method != "rtn" and recipe.rounding == "gptq" else None)
+    hessians = _Hessians(fisher_file if recipe.method != "rtn" and recipe.rounding == "gptq" else None, recipe.damp)
     total = sum(int(np.prod(shapes[n])) for n in order)
     bar = tqdm(total=total, unit="w", unit_scale=True, disable=not progress, desc="quantizing", leave=False)
     try:

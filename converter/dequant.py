@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sqllm.formats import constants as C
-from sqllm.formats.errors import ConversionError, OutputExistsError
+from sqllm.errors import ConversionError, OutputExistsError
 from sqllm.formats.reader import SqfReader
 
 _ST_NAMES = {np.dtype("float32"): "F32", np.dtype("float16"): "F16"}

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 
-from sqllm.formats.errors import ConversionError
+from sqllm.errors import ConversionError
+
+from .hub import resolve_model
 
 
 def _load(hf_dir: str | os.PathLike, device: str = "cpu"):
@@ -18,7 +19,7 @@ def _load(hf_dir: str | os.PathLike, device: str = "cpu"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as e:
         raise ConversionError("the torch reference needs torch and transformers (pip install 'sqllm[torch,test]')") from e
-    path = Path(hf_dir)
+    path = resolve_model(hf_dir)
     if not (path / "config.json").is_file():
         raise ConversionError(f"{path}: not a Hugging Face model folder (no config.json)")
     try:

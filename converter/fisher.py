@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sqllm.formats.errors import ConversionError
+from sqllm.errors import ConversionError
 
 from .config import is_layer_linear
+from .hub import resolve_model
 from .gptq import hessian_name
 
 _EMBEDDINGS = ("model.embed_tokens.weight", "lm_head.weight")
@@ -66,6 +67,10 @@ def open_calibration(model_dir: Path, data: Path, what: str, device: str = "cpu"
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as e:
         raise ConversionError(f"{what} needs torch and transformers (pip install 'sqllm[torch,test]')") from e
+    model_dir = resolve_model(model_dir)
+    if not model_dir.is_dir():
+        raise ConversionError(f"{model_dir}: {what} runs the model in transformers, which needs a Hugging Face "
+                              f"model folder (or hub id)")
     try:
         text = data.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -88,7 +93,7 @@ def compute_fisher(model_dir: str | os.PathLike, data: str | os.PathLike, output
         raise ConversionError(f"--fisher-kind must be gradients or activations, got {kind!r}")
     model_dir, data, output = Path(model_dir), Path(data), Path(output)
     if output.exists() and not overwrite:
-        from sqllm.formats.errors import OutputExistsError
+        from sqllm.errors import OutputExistsError
         raise OutputExistsError(f"{output}: output exists (use --force to overwrite)")
     torch, _, model, ids, ctx = open_calibration(model_dir, data, "sqconvert fisher", device)
     seq_len = seq_len or min(512, ctx)

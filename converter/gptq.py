@@ -175,7 +175,14 @@ class HessianFactor(NamedTuple):
     dead: np.ndarray  # bool [cols]: H_jj == 0; H' is H with those diagonal entries set to 1
 
 
-def factor_hessian(H: np.ndarray, damp: float = 0.01) -> HessianFactor:
+# The damping the converter uses: 10x GPTQ's usual 0.01. H comes from a few thousand tokens of
+# calibration text; on the dev model (3-bit, TinyStories calibration) 0.01 improved in-domain
+# perplexity but lost 2.8% out of domain (WikiText-2), where 0.1 keeps the in-domain gain and
+# loses nothing out of domain (1.0 measured the same as 0.1).
+DAMP = 0.1
+
+
+def factor_hessian(H: np.ndarray, damp: float = DAMP) -> HessianFactor:
     """Factor H = E[x x^T] ([cols, cols], symmetric PSD) damped as GPTQ does: damp (GPTQ's
     percdamp) * mean(diag H') is added to the diagonal."""
     if not damp > 0:
@@ -223,7 +230,7 @@ def _objective(E, f):
 
 
 def assign_codes_gptq(W: np.ndarray, H: np.ndarray | HessianFactor, lut: np.ndarray,
-                      fixed: np.ndarray | None = None, *, damp: float = 0.01, block: int = 128) -> GptqResult:
+                      fixed: np.ndarray | None = None, *, damp: float = DAMP, block: int = 128) -> GptqResult:
     """GPTQ-style codes for W (float32 [rows, cols]) against per-row ascending tables lut
     (float32 [rows, k]; pass the LUT as it will be stored, i.e. already rounded to fp16).
     H is E[x x^T] ([cols, cols]) of the layer's input, or factor_hessian(H, damp) when linears

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sqllm.formats import constants as C
-from sqllm.formats.errors import ConversionError
+from sqllm.errors import ConversionError
 
 from .fisher import calibration_sequences, open_calibration
 from .kmeans import weighted_kmeans_rows

@@ -9,10 +9,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from sqllm.formats import constants as C
-from sqllm.formats.errors import ConversionError
+from sqllm.errors import ConversionError
+from sqllm.formats.packing import decode_lut8, encode_lut8
 
 from .config import EMBEDDING_MATRICES
-from .gptq import HessianFactor, assign_codes_gptq
+from .gptq import DAMP, HessianFactor, assign_codes_gptq
 from .kmeans import weighted_kmeans_rows
 from .pack_fast import pack_codes_fast
 from .rtn import rtn_rows
@@ -40,6 +41,7 @@ class Recipe:
     bits_for: list[tuple[str, int]] = field(default_factory=list)
     embed_bits: int | None = None   # embedding and output head (None: the next width above `bits`)
     rounding: str = "gptq"          # k-means codes: "gptq" (error feedback, where H is known) or "nearest"
+    damp: float = DAMP              # GPTQ-style rounding: damping, a fraction of H's mean diagonal
     target_bpw: float | None = None  # whole-file bits per weight; the allocation fills `plan`
     # Per matrix, as chosen by the allocation: [bits, outliers %, sensitive %, predicted error].
     plan: dict[str, list] = field(default_factory=dict)
@@ -65,6 +67,8 @@ class Recipe:
                 raise ConversionError("--target-bpw allocates bits by the Fisher: it needs --method squeezellm")
         if self.rounding not in ROUNDINGS:
             raise ConversionError(f"--rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
+        if not (math.isfinite(self.damp) and self.damp > 0):
+            raise ConversionError(f"--damp must be a positive number, got {self.damp}")
         if self.kmeans not in ("fast", "exact"):
             raise ConversionError(f"--kmeans must be fast or exact, got {self.kmeans!r}")
 
@@ -110,10 +114,28 @@ class Recipe:
         return any(fnmatch.fnmatchcase(name, p) for p in self.keep)
 
 
+# LUTs of this many bits and more are stored as 8-bit tables (SPEC §4): 2^b + 4 bytes per table
+# instead of 2^(b+1), for an error of at most 1/510 of the table's range per entry.
+LUT8_MIN_BITS = 3
+
+
+def store_lut(values: np.ndarray, bits: int) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """LUT values (float32 [rows, groups, 2^bits]) as they will be stored: (what SqfWriter.add_linear
+    takes, the stored values as float32). An 8-bit table that would not decode to finite values
+    (a range near the fp16 limit) falls back to fp16."""
+    if bits >= LUT8_MIN_BITS:
+        levels, scale = encode_lut8(values)
+        decoded = decode_lut8(levels, scale)
+        if np.isfinite(decoded).all():
+            return (levels, scale), decoded.astype(np.float32)
+    lut = values.astype(np.float16)
+    return lut, lut.astype(np.float32)
+
+
 @dataclass
 class QuantizedLinear:
     codes: np.ndarray   # packed, uint8 [rows, row_bytes]
-    lut: np.ndarray     # float16 [rows, groups, 2^bits]
+    lut: np.ndarray | tuple[np.ndarray, np.ndarray]  # fp16 [rows, groups, 2^bits], or 8-bit (store_lut)
     csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     bits: int
     group_size: int
@@ -138,9 +160,10 @@ def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, name: s
         sparse = select_sparse(W, F, outliers, sensitive)
     if recipe.method == "rtn":
         gs = recipe.group_size if recipe.group_size and recipe.group_size < cols else None
-        lut, codes = rtn_rows(W, bits, group_size=gs, sym=recipe.sym, clip_search=recipe.clip_search, F=F)
+        values, codes = rtn_rows(W, bits, group_size=gs, sym=recipe.sym, clip_search=recipe.clip_search, F=F)
         group_size = gs or cols
-        dense = lut[np.arange(rows)[:, None], (np.arange(cols) // group_size)[None, :], codes]
+        lut, stored = store_lut(values, bits)
+        dense = stored[np.arange(rows)[:, None], (np.arange(cols) // group_size)[None, :], codes]
         err = (W - dense) ** 2
         if F is not None:
             err *= F
@@ -151,12 +174,13 @@ def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, name: s
         weights = F if recipe.method == "squeezellm" else None
         res = weighted_kmeans_rows(W, weights, None if sparse is None else ~sparse, bits,
                                    seed=recipe.seed, n_init=recipe.n_init, exact=recipe.kmeans == "exact")
-        lut, codes, group_size = res.centroids[:, None, :], res.codes, cols
+        codes, group_size = res.codes, cols
+        lut, stored = store_lut(res.centroids[:, None, :], bits)
         objective = float(np.sum(res.objective))
         if hessian is not None:
             # The codebook stays; the codes are chosen column by column with error feedback,
             # and the sparse part stores the values the feedback left at its positions.
-            g = assign_codes_gptq(W, hessian, res.centroids.astype(np.float16).astype(np.float32), sparse)
+            g = assign_codes_gptq(W, hessian, stored[:, 0, :], sparse)
             codes = g.codes
             err = (W - g.dequant) ** 2
             if weights is not None:
@@ -169,5 +193,5 @@ def quantize_matrix(W: np.ndarray, F: np.ndarray | None, recipe: Recipe, name: s
     csr = None
     if sparse is not None and sparse.any():
         csr = to_csr(sparse, csr_values)
-    return QuantizedLinear(pack_codes_fast(codes, bits), lut.astype(np.float16), csr, bits, group_size, cols, objective,
+    return QuantizedLinear(pack_codes_fast(codes, bits), lut, csr, bits, group_size, cols, objective,
                            output_error)

@@ -1,42 +1,45 @@
-"""Hugging Face tokenizer files -> the GGUF-standard tokenizer keys of formats/SPEC.md §5.
+"""Hugging Face tokenizer files -> the tokenizer keys of formats/SPEC.md §5.
 
-Two kinds of tokenizer are supported, the two the C++ runtime implements (cpp/src/tokenizer.cpp):
+A tokenizer.json is kept as data: its vocabulary and merges go into the GGUF-standard keys, and
+its pipeline (normalizer, pre-tokenizer, BPE options, added tokens, decoder) into
+`sqllm.tokenizer.pipeline`, which the C++ tokenizer interprets component by component with the
+semantics of Hugging Face `tokenizers` (cpp/src/tokenizer_pipeline.cpp). Every tokenizer.json
+source goes through `metadata_from_tokenizer_json`, which checks the result by building the
+runtime's tokenizer from it, so that a component the runtime does not implement is an error
+here, at convert time, naming the component.
 
-- "llama": SentencePiece-style BPE over "▁"-for-space text with `<0xXX>` byte fallback, from a
-  `tokenizer.json` (merges kept) or from a bare SentencePiece `tokenizer.model` (scores only);
-- "gpt2": byte-level BPE with merges, after one of the pre-tokenizer regexes the runtime knows
-  ("gpt2", "llama-bpe", "qwen2"; "qwen2" implies an NFC normalizer).
+A folder with only a SentencePiece `tokenizer.model` gives the "llama" keys without a pipeline
+(BPE by scores, `<0xXX>` byte fallback), which the runtime reads as the legacy Llama pipeline.
 
-Anything else raises TokenizerError, which is both a ConversionError and a ValueError.
+Anything unsupported raises TokenizerError, which is both a ConversionError and a ValueError.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqllm.formats import constants as C
-from sqllm.formats.errors import ConversionError
-
-log = logging.getLogger("sqllm.convert")
+from sqllm.errors import ConversionError
 
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_UNUSED, TOKEN_BYTE = 1, 2, 3, 4, 5, 6
 
-SPACE_MARK = "\u2581"  # "▁", SentencePiece's visible space
 BYTE_TOKEN = re.compile(r"<0x[0-9A-F]{2}>")
 
-# The Split regexes of the pre-tokenizers the runtime implements by hand, as tokenizer.json spells them.
+# The Split regexes of the pipelines that have a llama.cpp pre-tokenizer name, as tokenizer.json
+# spells them; a file gets the name in tokenizer.ggml.pre for GGUF tools (the runtime reads the
+# pipeline).
 GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 PRE_BY_REGEX = {GPT2_REGEX: "gpt2", LLAMA3_REGEX: "llama-bpe", QWEN2_REGEX: "qwen2"}
-# The normalizer each pre-tokenizer comes with; the runtime applies exactly this one.
-NORMALIZER_BY_PRE = {"gpt2": None, "llama-bpe": None, "qwen2": "NFC"}
+# Post-processors that put no tokens around a sequence.
+NEUTRAL_POST_PROCESSORS = {"ByteLevel"}
 
 
 class TokenizerError(ConversionError, ValueError):
@@ -55,31 +58,83 @@ def tokenizer_metadata(model_dir: Path, vocab_size: int | None = None) -> dict[s
     tokenizer_json = model_dir / "tokenizer.json"
     sentencepiece_model = model_dir / "tokenizer.model"
     tokenizer_config = _read_json(model_dir / "tokenizer_config.json")
+    configs = [_read_json(model_dir / "generation_config.json"), _read_json(model_dir / "config.json")]
     if tokenizer_json.is_file():
-        try:
-            meta, named_specials = _from_tokenizer_json(tokenizer_json)
-        except TokenizerError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-            raise TokenizerError(f"{tokenizer_json}: malformed: {e!r}") from e
+        meta = metadata_from_tokenizer_json(_read_json(tokenizer_json), tokenizer_config, vocab_size=vocab_size,
+                                            configs=configs, source=str(tokenizer_json))
+        meta[C.KEY_HF_TOKENIZER_JSON] = tokenizer_json.read_text(encoding="utf-8")
     elif sentencepiece_model.is_file():
-        meta, named_specials = _from_sentencepiece(sentencepiece_model), {}
+        meta = _from_sentencepiece(sentencepiece_model)
+        _pad_checked(meta, vocab_size, str(model_dir))
+        _add_special_ids(meta, str(model_dir), tokenizer_config, configs, {})
     else:
         raise TokenizerError(f"{model_dir}: no tokenizer.json or tokenizer.model")
-
-    tokens: list[str] = meta[C.KEY_TOKENIZER_TOKENS]
-    if vocab_size is not None:
-        if len(tokens) > vocab_size:
-            raise TokenizerError(f"{model_dir}: the tokenizer has {len(tokens)} tokens, more than the model's "
-                                 f"vocab_size {vocab_size}")
-        _pad(meta, vocab_size)
-    _add_special_ids(meta, model_dir, tokenizer_config, named_specials)
     template = _chat_template(model_dir, tokenizer_config)
     if template is not None:
         meta[C.KEY_CHAT_TEMPLATE] = template
-    if tokenizer_json.is_file():
-        meta[C.KEY_HF_TOKENIZER_JSON] = tokenizer_json.read_text(encoding="utf-8")
     return meta
+
+
+def metadata_from_tokenizer_json(tokenizer_json: dict, tokenizer_config: dict | None = None, *,
+                                 vocab_size: int | None = None, configs: Sequence[dict] = (),
+                                 scores: Sequence[float] | None = None,
+                                 source: str = "tokenizer.json") -> dict[str, object]:
+    """The tokenizer keys (formats/SPEC.md §5) for a parsed tokenizer.json: the one entry point
+    for every source of a tokenizer.
+
+    `tokenizer_json` is the object Hugging Face `tokenizers` saves (`model` of type BPE with
+    `vocab` and `merges` in either spelling, `added_tokens`, `normalizer`, `pre_tokenizer`,
+    `post_processor`, `decoder`); a dict of that shape built from another source (a GGUF's
+    `tokenizer.ggml.*` keys, say) goes through here too. `tokenizer_config` is the parsed
+    tokenizer_config.json, if any: its `bos_token` / `eos_token` / `unk_token` / `pad_token`,
+    `add_bos_token` / `add_eos_token` and `chat_template` win over what tokenizer.json implies.
+    `configs` are further dicts with `*_token_id` fields (generation_config.json, config.json),
+    consulted in order when neither names a role's token. `scores`, one per token id, are
+    SentencePiece scores for a BPE given without merges (a GGUF's `llama` vocabulary): the merge
+    ranks then come from them (formats/SPEC.md §5). `vocab_size` pads the token list with unused
+    `[PADn]` tokens to the embedding's rows. `source` names the input in error messages.
+
+    Raises TokenizerError (one line naming `source` and the component) when the input is
+    malformed or uses something the runtime does not implement: the result is checked by
+    building the runtime's tokenizer from it.
+    """
+    tokenizer_config = tokenizer_config or {}
+    try:
+        meta, named_specials = _from_tokenizer_json(tokenizer_json, source)
+    except TokenizerError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise TokenizerError(f"{source}: malformed: {e!r}") from e
+    if scores is not None:
+        if len(scores) != len(meta[C.KEY_TOKENIZER_TOKENS]):
+            raise TokenizerError(f"{source}: {len(scores)} scores for {len(meta[C.KEY_TOKENIZER_TOKENS])} tokens")
+        meta[C.KEY_TOKENIZER_SCORES] = [float(x) for x in scores]
+    _pad_checked(meta, vocab_size, source)
+    _add_special_ids(meta, source, tokenizer_config, list(configs), named_specials)
+    template = _chat_template_of(tokenizer_config)
+    if template is not None:
+        meta[C.KEY_CHAT_TEMPLATE] = template
+    _check_runtime_builds(meta, source)
+    return meta
+
+
+def _check_runtime_builds(meta: dict[str, object], source: str) -> None:
+    from sqllm._sqllm import Tokenizer
+
+    try:
+        Tokenizer(meta)
+    except ValueError as e:
+        raise TokenizerError(f"{source}: {str(e).removeprefix('tokenizer metadata: ')}") from None
+
+
+def _pad_checked(meta: dict[str, object], vocab_size: int | None, source: str) -> None:
+    tokens: list[str] = meta[C.KEY_TOKENIZER_TOKENS]
+    if vocab_size is None:
+        return
+    if len(tokens) > vocab_size:
+        raise TokenizerError(f"{source}: the tokenizer has {len(tokens)} tokens, more than the model's "
+                             f"vocab_size {vocab_size}")
+    _pad(meta, vocab_size)
 
 
 def _read_json(path: Path) -> dict:
@@ -97,63 +152,73 @@ def _read_json(path: Path) -> dict:
 # ---- tokenizer.json -------------------------------------------------------------------------
 
 
-def _from_tokenizer_json(path: Path) -> tuple[dict[str, object], dict[str, str]]:
+def _from_tokenizer_json(tj: dict, source: str) -> tuple[dict[str, object], dict[str, str]]:
     """The keys that tokenizer.json alone decides, and the special tokens it names: {"bos": content,
     "eos": content} where its post-processor adds them, "unk" where its model has one."""
-    tj = _read_json(path)
+    if not isinstance(tj, dict):
+        raise TokenizerError(f"{source}: not a JSON object")
     model = tj.get("model") or {}
-    if model.get("type") != "BPE":
-        raise TokenizerError(f"{path}: tokenizer model {model.get('type')!r} is not supported (only BPE is)")
+    if model.get("type", "BPE" if "merges" in model else None) != "BPE":
+        raise TokenizerError(f"{source}: tokenizer model {model.get('type')!r} is not supported (only BPE is)")
     if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
-        raise TokenizerError(f"{path}: BPE with a continuing_subword_prefix or end_of_word_suffix is not supported")
+        raise TokenizerError(f"{source}: BPE with a continuing_subword_prefix or end_of_word_suffix is not supported")
     if model.get("dropout"):
-        raise TokenizerError(f"{path}: BPE dropout is not supported")
+        raise TokenizerError(f"{source}: BPE dropout is not supported")
 
     vocab = model.get("vocab") or {}
     added = tj.get("added_tokens") or []
     ids = [*vocab.values(), *(a["id"] for a in added)]
-    if not all(isinstance(i, int) and 0 <= i < 1 << 31 for i in ids):
-        raise TokenizerError(f"{path}: token ids must be integers from 0 to 2^31-1")
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1 << 31 for i in ids):
+        raise TokenizerError(f"{source}: token ids must be integers from 0 to 2^31-1")
     size = 1 + max(ids, default=-1)
     tokens: list[str | None] = [None] * size
     for text, i in vocab.items():
         tokens[i] = text
+    in_model_vocab = {i for i in vocab.values()}
     for a in added:
+        if not isinstance(a.get("content"), str) or not a["content"]:
+            raise TokenizerError(f"{source}: added token {a['id']} has no content")
+        if vocab.get(a["content"], a["id"]) != a["id"]:
+            raise TokenizerError(f"{source}: added token {a['content']!r} has id {a['id']}, the vocabulary "
+                                 f"{vocab[a['content']]}")
         if tokens[a["id"]] is not None and tokens[a["id"]] != a["content"]:
-            raise TokenizerError(f"{path}: added token {a['content']!r} reuses id {a['id']} of {tokens[a['id']]!r}")
+            raise TokenizerError(f"{source}: added token {a['content']!r} reuses id {a['id']} of {tokens[a['id']]!r}")
         tokens[a["id"]] = a["content"]
-        if a.get("lstrip") or a.get("rstrip") or a.get("single_word"):
-            log.warning("%s: added token %r has lstrip/rstrip/single_word, which the runtime ignores; "
-                        "text next to it may tokenize differently", path, a["content"])
 
-    pre_tokenizer, normalizer = tj.get("pre_tokenizer"), tj.get("normalizer")
-    byte_level = _mentions_type(pre_tokenizer, "ByteLevel") or _mentions_type(tj.get("decoder"), "ByteLevel")
-    if byte_level:
-        kind, pre, add_space_prefix = "gpt2", _byte_level_pre(path, pre_tokenizer, normalizer, model), False
-    elif model.get("byte_fallback"):
-        kind, pre, add_space_prefix = "llama", None, _sentencepiece_space_prefix(path, pre_tokenizer, normalizer)
-    else:
-        raise TokenizerError(f"{path}: a BPE tokenizer that is neither byte-level nor SentencePiece-style with "
-                             f"byte_fallback is not supported")
-
+    byte_fallback = bool(model.get("byte_fallback"))
     types = [TOKEN_NORMAL] * size
     for i, text in enumerate(tokens):
         if text is None:
             tokens[i], types[i] = f"[PAD{i}]", TOKEN_UNUSED
-        elif kind == "llama" and BYTE_TOKEN.fullmatch(text):
+        elif byte_fallback and BYTE_TOKEN.fullmatch(text):
             types[i] = TOKEN_BYTE
     for a in added:
         types[a["id"]] = TOKEN_CONTROL if a.get("special") else TOKEN_USER_DEFINED
 
-    merges = [_merge_string(path, m) for m in model.get("merges") or []]
-    meta: dict[str, object] = {C.KEY_TOKENIZER_MODEL: kind}
+    pipeline = {
+        "normalizer": tj.get("normalizer"),
+        "pre_tokenizer": tj.get("pre_tokenizer"),
+        "model": {"type": "BPE", "byte_fallback": byte_fallback, "ignore_merges": bool(model.get("ignore_merges")),
+                  "fuse_unk": bool(model.get("fuse_unk")), "unk_token": model.get("unk_token")},
+        "added_tokens": [{"id": a["id"], "content": a["content"], "special": bool(a.get("special")),
+                          "lstrip": bool(a.get("lstrip")), "rstrip": bool(a.get("rstrip")),
+                          "single_word": bool(a.get("single_word")),
+                          "normalized": bool(a.get("normalized", not a.get("special"))),
+                          "in_model_vocab": a["id"] in in_model_vocab} for a in added],
+        "decoder": tj.get("decoder"),
+    }
+    merges = [_merge_string(source, m) for m in model.get("merges") or []]
+    byte_level = _mentions_type(tj.get("pre_tokenizer"), "ByteLevel") or _mentions_type(tj.get("decoder"), "ByteLevel")
+    meta: dict[str, object] = {C.KEY_TOKENIZER_MODEL: "gpt2" if byte_level else "llama"}
+    pre = _pre_name(tj)
     if pre is not None:
         meta[C.KEY_TOKENIZER_PRE] = pre
     meta[C.KEY_TOKENIZER_TOKENS] = tokens
     meta[C.KEY_TOKENIZER_TOKEN_TYPE] = types
     meta[C.KEY_TOKENIZER_MERGES] = merges
-    meta[C.KEY_TOKENIZER_ADD_SPACE_PREFIX] = add_space_prefix
-    specials = _post_processor_specials(tj.get("post_processor"))
+    meta[C.KEY_TOKENIZER_ADD_SPACE_PREFIX] = _adds_space_prefix(tj.get("normalizer"), tj.get("pre_tokenizer"))
+    meta[C.KEY_TOKENIZER_PIPELINE] = json.dumps(pipeline, ensure_ascii=False, separators=(",", ":"))
+    specials = _post_processor_specials(source, tj.get("post_processor"))
     if model.get("unk_token") is not None:
         specials["unk"] = model["unk_token"]
     return meta, specials
@@ -169,87 +234,81 @@ def _mentions_type(component: object, type_name: str) -> bool:
     return False
 
 
-def _byte_level_pre(path: Path, pre_tokenizer: object, normalizer: object, model: dict) -> str:
-    """The runtime's name for a byte-level pre-tokenizer, checking that nothing else differs."""
-    if model.get("byte_fallback"):
-        raise TokenizerError(f"{path}: byte-level BPE with byte_fallback is not supported")
-    pre = None
-    if isinstance(pre_tokenizer, dict) and pre_tokenizer.get("type") == "ByteLevel":
-        if pre_tokenizer.get("use_regex", True) and not pre_tokenizer.get("add_prefix_space", True):
-            pre = "gpt2"
-    elif isinstance(pre_tokenizer, dict) and pre_tokenizer.get("type") == "Sequence":
-        parts = pre_tokenizer.get("pretokenizers") or []
-        if (len(parts) == 2 and parts[0].get("type") == "Split" and parts[0].get("behavior") == "Isolated"
-                and not parts[0].get("invert") and parts[1].get("type") == "ByteLevel"
-                and not parts[1].get("use_regex", True) and not parts[1].get("add_prefix_space", True)):
-            pre = PRE_BY_REGEX.get((parts[0].get("pattern") or {}).get("Regex"))
-    if pre is None:
-        raise TokenizerError(f"{path}: byte-level pre-tokenizer {json.dumps(pre_tokenizer)[:300]} is not one the "
-                             f"runtime implements (the GPT-2, Llama-3 and Qwen2 splits)")
-    normalizer_type = normalizer.get("type") if isinstance(normalizer, dict) else None
-    if normalizer_type != NORMALIZER_BY_PRE[pre]:
-        raise TokenizerError(f"{path}: normalizer {normalizer_type} with the {pre} pre-tokenizer is not supported "
-                             f"(the runtime applies {NORMALIZER_BY_PRE[pre]})")
-    # Only Llama-3 tokenizers emit a whole pre-token that is in the vocabulary without merging it;
-    # the runtime ties that rule to "llama-bpe".
-    if bool(model.get("ignore_merges")) != (pre == "llama-bpe"):
-        raise TokenizerError(f"{path}: ignore_merges={bool(model.get('ignore_merges'))} with the {pre} "
-                             f"pre-tokenizer is not supported")
-    return pre
+def _pre_name(tj: dict) -> str | None:
+    """llama.cpp's name for the pipelines that have one (informative: the runtime reads the pipeline)."""
+    pre, normalizer = tj.get("pre_tokenizer"), tj.get("normalizer")
+    name = None
+    if isinstance(pre, dict) and pre.get("type") == "ByteLevel" and pre.get("use_regex", True) \
+            and not pre.get("add_prefix_space", True):
+        name = "gpt2"
+    elif isinstance(pre, dict) and pre.get("type") == "Sequence":
+        parts = pre.get("pretokenizers") or []
+        if (len(parts) == 2 and isinstance(parts[0], dict) and parts[0].get("type") == "Split"
+                and isinstance(parts[1], dict) and parts[1].get("type") == "ByteLevel"):
+            name = PRE_BY_REGEX.get((parts[0].get("pattern") or {}).get("Regex"))
+    expected_normalizer = {"NFC"} if name == "qwen2" else {None}
+    if name is not None and (normalizer or {}).get("type") not in expected_normalizer:
+        name = None
+    return name
 
 
-def _sentencepiece_space_prefix(path: Path, pre_tokenizer: object, normalizer: object) -> bool:
-    """add_space_prefix of a SentencePiece-style tokenizer.json, checking that spaces become "▁"."""
-    def is_replace_space(n: object) -> bool:
-        return (isinstance(n, dict) and n.get("type") == "Replace" and n.get("pattern") == {"String": " "}
-                and n.get("content") == SPACE_MARK)
+def _adds_space_prefix(normalizer: object, pre_tokenizer: object) -> bool:
+    """Whether text gets a leading "▁" (informative, for GGUF tools' add_space_prefix)."""
+    if _mentions_type(normalizer, "Prepend"):
+        return True
 
-    def is_prepend_mark(n: object) -> bool:
-        return isinstance(n, dict) and n.get("type") == "Prepend" and n.get("prepend") == SPACE_MARK
-
-    steps = normalizer.get("normalizers") if isinstance(normalizer, dict) and normalizer.get("type") == "Sequence" \
-        else [normalizer] if normalizer is not None else []
-    if pre_tokenizer is None:
-        if len(steps) == 2 and is_prepend_mark(steps[0]) and is_replace_space(steps[1]):
-            return True
-        if len(steps) == 1 and is_replace_space(steps[0]):
+    def metaspace_prepends(c: object) -> bool:
+        if not isinstance(c, dict):
             return False
-    elif (isinstance(pre_tokenizer, dict) and pre_tokenizer.get("type") == "Metaspace" and not steps
-          and pre_tokenizer.get("replacement") == SPACE_MARK and not pre_tokenizer.get("split", True)):
-        scheme = pre_tokenizer.get("prepend_scheme", "always")
-        if scheme != "never":
-            log.warning("%s: Metaspace prepend_scheme=%s is run as SentencePiece's dummy prefix: text that starts "
-                        "with a space, or follows a special token, may tokenize differently", path, scheme)
-        return scheme != "never"
-    raise TokenizerError(f"{path}: normalizer {json.dumps(normalizer)[:200]} with pre-tokenizer "
-                         f"{json.dumps(pre_tokenizer)[:200]} is not supported for a SentencePiece-style BPE "
-                         f"(supported: Prepend '▁' + Replace ' '->'▁', or Metaspace without split)")
+        if c.get("type") == "Metaspace":
+            return c.get("prepend_scheme", "always") != "never" and c.get("add_prefix_space", True)
+        return any(metaspace_prepends(p) for p in c.get("pretokenizers") or [])
+
+    return metaspace_prepends(pre_tokenizer)
 
 
-def _merge_string(path: Path, merge: object) -> str:
+def _merge_string(source: str, merge: object) -> str:
     left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
     if " " in left or " " in right:
-        raise TokenizerError(f"{path}: merge {merge!r} has a token with a space, which 'left right' cannot hold")
+        raise TokenizerError(f"{source}: merge {merge!r} has a token with a space, which 'left right' cannot hold")
     return f"{left} {right}"
 
 
-def _post_processor_specials(post: object) -> dict[str, str]:
-    """The tokens a TemplateProcessing post-processor puts around a single sequence."""
-    if not isinstance(post, dict):
+def _post_processor_specials(source: str, post: object) -> dict[str, str]:
+    """The tokens a TemplateProcessing post-processor puts around a single sequence: at most
+    one special token before `$A` (bos) and one after (eos)."""
+    if post is None:
         return {}
-    if post.get("type") == "Sequence":
+    kind = post.get("type") if isinstance(post, dict) else None
+    if kind == "Sequence":
         found: dict[str, str] = {}
         for p in post.get("processors") or []:
-            found.update(_post_processor_specials(p))
+            found.update(_post_processor_specials(source, p))
         return found
-    if post.get("type") != "TemplateProcessing":
+    if kind in NEUTRAL_POST_PROCESSORS:
         return {}
+    if kind != "TemplateProcessing":
+        raise TokenizerError(f"{source}: post-processor {kind!r} is not supported (TemplateProcessing, ByteLevel "
+                             f"and Sequence are)")
     single = post.get("single") or []
+    shape = ["SpecialToken" if "SpecialToken" in item else "Sequence" if "Sequence" in item else "?" for item in single]
+    if shape not in (["Sequence"], ["SpecialToken", "Sequence"], ["Sequence", "SpecialToken"],
+                     ["SpecialToken", "Sequence", "SpecialToken"]):
+        raise TokenizerError(f"{source}: post-processor template {json.dumps(single)[:200]} is not supported "
+                             f"(at most one special token before and one after the sequence)")
+
+    def content(item: dict) -> str:
+        name = item["SpecialToken"]["id"]
+        tokens = ((post.get("special_tokens") or {}).get(name) or {}).get("tokens") or [name]
+        if len(tokens) != 1:
+            raise TokenizerError(f"{source}: post-processor special token {name!r} stands for {len(tokens)} tokens")
+        return tokens[0]
+
     found = {}
-    if single and "SpecialToken" in single[0]:
-        found["bos"] = single[0]["SpecialToken"]["id"]
-    if len(single) > 1 and "SpecialToken" in single[-1]:
-        found["eos"] = single[-1]["SpecialToken"]["id"]
+    if shape[0] == "SpecialToken":
+        found["bos"] = content(single[0])
+    if shape[-1] == "SpecialToken":
+        found["eos"] = content(single[-1])
     return found
 
 
@@ -355,7 +414,7 @@ def _pad(meta: dict[str, object], vocab_size: int) -> None:
         scores.extend([0.0] * (vocab_size - len(scores)))
 
 
-def _add_special_ids(meta: dict[str, object], model_dir: Path, tokenizer_config: dict,
+def _add_special_ids(meta: dict[str, object], source: str, tokenizer_config: dict, configs: list[dict],
                      named_specials: dict[str, str]) -> None:
     """bos/eos/unk/pad ids and add_bos/add_eos. A token named in tokenizer_config.json wins, then
     one tokenizer.json names, then the ids of generation_config.json and config.json."""
@@ -364,11 +423,10 @@ def _add_special_ids(meta: dict[str, object], model_dir: Path, tokenizer_config:
     id_of: dict[str, int] = {}
     for i, text in enumerate(tokens):
         id_of.setdefault(text, i)
-    configs = [_read_json(model_dir / "generation_config.json"), _read_json(model_dir / "config.json")]
 
     def lookup(name: str, where: str) -> int:
         if name not in id_of:
-            raise TokenizerError(f"{model_dir}: {where} names the token {name!r}, which is not in the vocabulary")
+            raise TokenizerError(f"{source}: {where} names the token {name!r}, which is not in the vocabulary")
         return id_of[name]
 
     def token_id(role: str) -> int | None:
@@ -385,7 +443,7 @@ def _add_special_ids(meta: dict[str, object], model_dir: Path, tokenizer_config:
                 value = value[0] if value else None
             if isinstance(value, int):
                 if not 0 <= value < len(tokens):
-                    raise TokenizerError(f"{model_dir}: {role}_token_id {value} is outside the {len(tokens)} tokens")
+                    raise TokenizerError(f"{source}: {role}_token_id {value} is outside the {len(tokens)} tokens")
                 return value
         return None
 
@@ -412,6 +470,10 @@ def _chat_template(model_dir: Path, tokenizer_config: dict) -> str | None:
     jinja = model_dir / "chat_template.jinja"
     if jinja.is_file():
         return jinja.read_text(encoding="utf-8")
+    return _chat_template_of(tokenizer_config)
+
+
+def _chat_template_of(tokenizer_config: dict) -> str | None:
     template = tokenizer_config.get("chat_template")
     if isinstance(template, list):  # named templates: [{"name": ..., "template": ...}]
         named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}

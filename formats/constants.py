@@ -3,7 +3,7 @@ cpp/src/format.h does; tests/test_formats.py checks that the two agree."""
 
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSION = 3
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 ARCHITECTURE = "sqllm"
 ALIGNMENT = 64  # what writers use
 MIN_ALIGNMENT = 64
@@ -89,6 +89,7 @@ KEY_LINEAR_GROUP_SIZE = "sqllm.linear.group_size"
 KEY_LINEAR_COLS = "sqllm.linear.cols"
 SUFFIX_CODES = ".codes"
 SUFFIX_LUT = ".lut"
+SUFFIX_LUT_SCALE = ".lut_scale"
 SUFFIX_ROWPTR = ".csr.rowptr"
 SUFFIX_COLS = ".csr.cols"
 SUFFIX_VALS = ".csr.vals"
@@ -146,6 +147,7 @@ KEY_TOKENIZER_ADD_EOS = "tokenizer.ggml.add_eos_token"
 KEY_TOKENIZER_ADD_SPACE_PREFIX = "tokenizer.ggml.add_space_prefix"
 KEY_CHAT_TEMPLATE = "tokenizer.chat_template"
 KEY_HF_TOKENIZER_JSON = "tokenizer.huggingface.json"
+KEY_TOKENIZER_PIPELINE = "sqllm.tokenizer.pipeline"
 
 # SPEC §8: every string in a file is UTF-8 except the items of these arrays, token pieces that
 # may be any bytes (the reader returns them as bytes).

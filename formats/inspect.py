@@ -36,6 +36,8 @@ def inspect_file(path: str | os.PathLike) -> dict:
             L = r.linears[name]
             codes = _tensor_bytes(r, name + C.SUFFIX_CODES)
             lut = _tensor_bytes(r, name + C.SUFFIX_LUT)
+            if r.tensor(name + C.SUFFIX_LUT).dtype == np.uint8:
+                lut += _tensor_bytes(r, name + C.SUFFIX_LUT_SCALE)
             sparse = sum(_tensor_bytes(r, name + s) for s in (C.SUFFIX_ROWPTR, C.SUFFIX_COLS, C.SUFFIX_VALS)) if L.nnz else 0
             n = L.rows * L.cols
             rows.append({"name": name, "kind": "quantized", "shape": [L.rows, L.cols], "bits": L.bits,
@@ -86,6 +88,7 @@ def inspect_file(path: str | os.PathLike) -> dict:
             "bos_token_id": md.get(C.KEY_TOKENIZER_BOS),
             "eos_token_id": md.get(C.KEY_TOKENIZER_EOS),
             "chat_template": C.KEY_CHAT_TEMPLATE in md,
+            "pipeline": _pipeline_summary(md.get(C.KEY_TOKENIZER_PIPELINE)),
         },
         "recipe": {
             "method": md.get(C.KEY_RECIPE_METHOD),
@@ -114,6 +117,24 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _pipeline_summary(pipeline: str | None) -> str | None:
+    """The tokenizer pipeline's components in order: "NFC | Split+ByteLevel | BPE | ByteLevel"."""
+    if pipeline is None:
+        return None
+    spec = json.loads(pipeline)
+
+    def names(component) -> str:
+        if not isinstance(component, dict):
+            return "-"
+        parts = component.get("normalizers") or component.get("pretokenizers") or component.get("decoders")
+        return "+".join(names(c) for c in parts) if component.get("type") == "Sequence" else str(component.get("type"))
+
+    model = spec.get("model") or {}
+    options = [k for k in ("byte_fallback", "ignore_merges") if model.get(k)]
+    bpe = f"BPE({', '.join(options)})" if options else "BPE"
+    return " | ".join([names(spec.get("normalizer")), names(spec.get("pre_tokenizer")), bpe, names(spec.get("decoder"))])
+
+
 def format_report(info: dict) -> str:
     c, t, r = info["config"], info["tokenizer"], info["recipe"]
     lines = [
@@ -124,6 +145,7 @@ def format_report(info: dict) -> str:
         f"{'tied' if c['tie_embeddings'] else 'untied'} embeddings{', qkv bias' if c['attention_bias'] else ''}",
         f"tokenizer  {t['model']}{'/' + t['pre'] if t['pre'] else ''}: {t['tokens']} tokens, {t['merges']} merges, "
         f"bos {t['bos_token_id']}, eos {t['eos_token_id']}{', chat template' if t['chat_template'] else ''}",
+        *([f"           pipeline {t['pipeline']}"] if t["pipeline"] else []),
         f"recipe     {r['method']} {r['bits']}-bit, fisher: {r['fisher']}",
         f"           {json.dumps(r['parameters'], sort_keys=True) if r['parameters'] else ''}",
     ]

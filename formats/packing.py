@@ -45,3 +45,28 @@ def dequantize_dense(codes: np.ndarray, lut: np.ndarray, group_size: int) -> np.
     rows, cols = codes.shape
     group = (np.arange(cols) // group_size)[None, :]
     return lut.astype(np.float32)[np.arange(rows)[:, None], group, codes]
+
+
+def decode_lut8(levels: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """An 8-bit LUT (SPEC §4) as its fp16 values: fp16(lo + step * level), with lo, step =
+    scale[..., 0], scale[..., 1] (fp16) and the level (uint8) broadcast over the last axis. The
+    sum is exact in float64 and rounded once to fp16, as every reader must."""
+    lo = scale[..., :1].astype(np.float64)
+    step = scale[..., 1:].astype(np.float64)
+    return (lo + step * levels.astype(np.float64)).astype(np.float16)
+
+
+def encode_lut8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tables values (float32 [..., k]) as 8-bit levels on a 256-step grid from each table's
+    smallest to its largest value: (levels uint8 [..., k], scale fp16 [..., 2] = lo, step).
+    decode_lut8 of the result is within about (max - min) / 510 of each value."""
+    values = np.asarray(values, np.float32)
+    lo = values.min(axis=-1, keepdims=True).astype(np.float16)
+    hi = values.max(axis=-1, keepdims=True).astype(np.float32)
+    step = ((hi - lo.astype(np.float32)) / 255.0).astype(np.float16)
+    # A step that rounded up would push the top level past hi; the grid must still reach it.
+    step_f = step.astype(np.float64)
+    safe = np.where(step_f > 0, step_f, 1.0)
+    levels = np.where(step_f > 0, np.rint((values - lo.astype(np.float64)) / safe), 0.0)
+    levels = np.clip(levels, 0, 255).astype(np.uint8)
+    return levels, np.concatenate([lo, step], axis=-1)

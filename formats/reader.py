@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from . import constants as C
-from .packing import dequantize_dense, unpack_codes
+from .packing import decode_lut8, dequantize_dense, unpack_codes
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class SqfReader:
         """Model parameter names (Hugging Face names), quantized or not, in file order."""
         parts = set()
         for lin in self.linears:
-            parts.update(lin + s for s in (C.SUFFIX_CODES, C.SUFFIX_LUT, C.SUFFIX_ROWPTR, C.SUFFIX_COLS, C.SUFFIX_VALS))
+            parts.update(lin + s for s in (C.SUFFIX_CODES, C.SUFFIX_LUT, C.SUFFIX_LUT_SCALE, C.SUFFIX_ROWPTR, C.SUFFIX_COLS,
+                                           C.SUFFIX_VALS))
         names = []
         for t in self.tensor_names:
             if t in parts:
@@ -84,6 +85,18 @@ class SqfReader:
         info = self.linears[name]
         return unpack_codes(self.tensor(name + C.SUFFIX_CODES), info.bits, info.cols)
 
+    def lut(self, name: str) -> np.ndarray:
+        """The LUT values float16 [rows, groups, 2^bits] of a quantized linear, decoded where it
+        is stored as an 8-bit table (SPEC §4)."""
+        lut = self.stored_lut(name)
+        return decode_lut8(*lut) if isinstance(lut, tuple) else lut
+
+    def stored_lut(self, name: str) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The LUT of a quantized linear as stored, in the form SqfWriter.add_linear takes: the
+        fp16 values, or (8-bit levels, fp16 scale)."""
+        lut = self.tensor(name + C.SUFFIX_LUT)
+        return lut if lut.dtype == np.float16 else (lut, self.tensor(name + C.SUFFIX_LUT_SCALE))
+
     def csr(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         if not self.linears[name].nnz:
             return None
@@ -95,7 +108,7 @@ class SqfReader:
         if name not in self.linears:
             return self.tensor(name).astype(np.float32)
         info = self.linears[name]
-        W = dequantize_dense(self.codes(name), self.tensor(name + C.SUFFIX_LUT), info.group_size)
+        W = dequantize_dense(self.codes(name), self.lut(name), info.group_size)
         csr = self.csr(name)
         if csr is not None:
             rowptr, cols, vals = csr

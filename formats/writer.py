@@ -21,6 +21,7 @@ from sqllm import __version__
 from sqllm.errors import OutputExistsError
 
 from . import constants as C
+from .packing import decode_lut8
 
 _DTYPE_TO_TYPE = {
     np.dtype("float32"): C.TYPE_F32,
@@ -142,9 +143,12 @@ class SqfWriter:
         self._names.add(name)
         self._offset += len(raw)
 
-    def add_linear(self, name: str, codes: np.ndarray, lut: np.ndarray, *, bits: int, group_size: int,
-                   cols: int, csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
-        """A quantized linear (SPEC §4): packed codes, fp16 LUT [rows, groups, 2^bits], optional CSR."""
+    def add_linear(self, name: str, codes: np.ndarray, lut: np.ndarray | tuple[np.ndarray, np.ndarray], *,
+                   bits: int, group_size: int, cols: int,
+                   csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        """A quantized linear (SPEC §4): packed codes, the LUT [rows, groups, 2^bits] as fp16 values
+        or as an 8-bit table (levels uint8, scale fp16 [rows, groups, 2]; packing.encode_lut8),
+        optional CSR."""
         rows = codes.shape[0]
         if bits not in C.ALLOWED_BITS:
             raise ValueError(f"{name}: bits must be one of {C.ALLOWED_BITS}")
@@ -152,10 +156,20 @@ class SqfWriter:
             raise ValueError(f"{name}: group size {group_size} is neither cols nor a multiple of {C.CODE_BLOCK}")
         if codes.shape != (rows, C.row_bytes(cols, bits)):
             raise ValueError(f"{name}: packed codes have shape {codes.shape}, expected {(rows, C.row_bytes(cols, bits))}")
-        if lut.shape != (rows, C.n_groups(cols, group_size), 1 << bits):
-            raise ValueError(f"{name}: LUT shape {lut.shape} does not match")
+        levels, scale = lut if isinstance(lut, tuple) else (lut, None)
+        if scale is None and levels.dtype.kind != "f":
+            raise ValueError(f"{name}: an fp16 LUT must be floating point; 8-bit levels need their scale")
+        shape = (rows, C.n_groups(cols, group_size), 1 << bits)
+        if levels.shape != shape or (scale is not None and scale.shape != shape[:2] + (2,)):
+            raise ValueError(f"{name}: LUT shape {levels.shape} does not match")
+        if scale is not None and not np.isfinite(decode_lut8(levels, scale)).all():
+            raise ValueError(f"{name}: the 8-bit LUT decodes to NaN or infinity")
         self.add_tensor(name + C.SUFFIX_CODES, codes.astype(np.uint8, copy=False))
-        self.add_tensor(name + C.SUFFIX_LUT, lut.astype(np.float16, copy=False))
+        if scale is None:
+            self.add_tensor(name + C.SUFFIX_LUT, levels.astype(np.float16, copy=False))
+        else:
+            self.add_tensor(name + C.SUFFIX_LUT, levels.astype(np.uint8, copy=False))
+            self.add_tensor(name + C.SUFFIX_LUT_SCALE, scale.astype(np.float16, copy=False))
         if csr is not None and len(csr[1]):
             rowptr, colidx, vals = csr
             self.add_tensor(name + C.SUFFIX_ROWPTR, rowptr.astype(np.int32, copy=False))

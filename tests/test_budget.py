@@ -11,7 +11,7 @@ from safetensors.numpy import load_file, save_file
 from conftest import STORIES, TRAIN_TEXT, VALID_TEXT, sqconvert
 from sqllm.converter.allocate import Choice, allocate, matrix_bytes
 from sqllm.converter.evaluate import reference_logits
-from sqllm.formats.errors import ConversionError
+from sqllm.errors import ConversionError
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
 
@@ -151,3 +151,21 @@ def test_allocation_takes_the_best_steps_and_respects_the_budget():
     assert allocate(cs, 250)["a"].bits == 1
     assert allocate(cs, 300)["a"].bits == 3
     assert math.isfinite(sum(c.error for c in allocate(cs, 300).values()))
+
+
+def test_damp_is_recorded_and_changes_the_rounding(tmp_path, stories_fisher):
+    files = {}
+    for damp in ("0.01", "1.0"):
+        files[damp] = tmp_path / f"d{damp}.sqf"
+        sqconvert(STORIES, "-o", files[damp], "--bits", 3, "--fisher", stories_fisher, "--damp", damp, "--quiet")
+        assert inspect(files[damp])["recipe"]["parameters"]["damp"] == float(damp)
+    name = "model.layers.0.mlp.down_proj.weight"
+    assert not np.array_equal(SqfReader(files["0.01"]).codes(name), SqfReader(files["1.0"]).codes(name))
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "nan"])
+def test_bad_damp_is_a_clear_error(tmp_path, stories_fisher, bad):
+    f = tmp_path / "x.sqf"
+    res = sqconvert(STORIES, "-o", f, "--fisher", stories_fisher, "--damp", bad, "--quiet", check=False)
+    assert res.returncode == 1 and "--damp" in res.stderr and "Traceback" not in res.stderr
+    assert not f.exists()

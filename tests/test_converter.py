@@ -15,6 +15,9 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from conftest import ROOT, STORIES, VALID_TEXT, sqconvert
+from sqllm.converter.checkpoint import _read_safetensors_header
+from sqllm.converter.config import model_metadata
+from sqllm.errors import ConversionError
 from sqllm.formats import constants as C
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
@@ -265,6 +268,22 @@ def test_corrupt_header(tmp_path):
     bad(tmp_path, model, match="cannot read safetensors header")
 
 
+@pytest.mark.parametrize("entry, message", [
+    ({"dtype": "F32", "shape": [2], "data_offsets": ["0", "8"]}, "must be non-negative integers"),
+    ({"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}, "must be non-negative integers"),
+    ({"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}, "must be non-negative integers"),
+    ({"dtype": ["F32"], "shape": [2], "data_offsets": [0, 8]}, "has dtype"),
+    ({"dtype": "F32", "shape": [2], "data_offsets": [0]}, "corrupt header entry"),
+    ({"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}, "data offsets outside the file or of the wrong size"),
+])
+def test_corrupt_header_entry(tmp_path, entry, message):
+    header = json.dumps({"model.norm.weight": entry}).encode()
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(8))
+    with pytest.raises(ConversionError, match=message):
+        _read_safetensors_header(path)
+
+
 def test_unsupported_architecture(tmp_path):
     model = model_copy(tmp_path)
     cfg = json.loads((model / "config.json").read_text())
@@ -374,3 +393,22 @@ def test_ctrl_c_leaves_nothing(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert list(out_dir.iterdir()) == [], err
+
+
+def _metadata(**changes):
+    cfg = {**json.loads((STORIES / "config.json").read_text()), **changes}
+    return model_metadata({k: v for k, v in cfg.items() if v is not None}, STORIES)
+
+
+def test_architecture_from_model_type_and_sliding_windows():
+    assert _metadata(architectures=None, model_type="mistral")["family"] == "mistral"
+    assert _metadata(architectures=None, model_type="qwen2")["family"] == "qwen2"
+    window = C.KEY_SLIDING_WINDOW
+    assert _metadata(architectures=["MistralForCausalLM"], sliding_window=32)["keys"][window] == 32
+    assert _metadata(sliding_window=32)["keys"][window] == 0  # Llama has none
+    qwen2 = {"architectures": ["Qwen2ForCausalLM"], "sliding_window": 32}
+    assert _metadata(**qwen2, use_sliding_window=False, max_window_layers=0)["keys"][window] == 0
+    assert _metadata(**qwen2, use_sliding_window=True, max_window_layers=0)["keys"][window] == 32
+    assert _metadata(**qwen2, use_sliding_window=True, max_window_layers=5)["keys"][window] == 0
+    with pytest.raises(ConversionError, match="only some layers"):
+        _metadata(**qwen2, use_sliding_window=True, max_window_layers=2)

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import TRAIN_TEXT, WIKI_TEXT, sqconvert
+from gguf_files import convert_with_llamacpp, llamacpp_converter_available, write_gguf
 from sqllm.converter.evaluate import reference_logits, reference_perplexity
+from sqllm._sqllm import Tokenizer
+from sqllm.formats import constants as C
 from sqllm.formats.reader import SqfReader
 from sqllm.runtime import Model
 
@@ -45,6 +48,37 @@ def test_dev_model_perplexity_matches_torch(dev_q):
     ours = Model(f, kv_cache="f32").perplexity(TEXT, ctx=256, max_windows=2)
     ref = reference_perplexity(hf, TEXT, ctx=256, max_windows=2)
     assert ours == pytest.approx(ref, rel=5e-5), (ours, ref)
+
+
+def test_dev_model_gguf_reads_as_the_folder(dev_model, tmp_path):
+    """An F16 GGUF of the dev model (convert_hf_to_gguf.py's where importable) holds the folder's
+    model: every tensor, the configuration keys and the tokenizer keys are the same, so the
+    converter, which is deterministic, writes the same file from either (test_inputs.py converts
+    stories260K both ways and compares the logits)."""
+    from sqllm.converter.checkpoint import open_checkpoint
+    from sqllm.converter.config import model_metadata
+
+    gguf = tmp_path / "dev-f16.gguf"
+    if llamacpp_converter_available():
+        convert_with_llamacpp(dev_model, gguf, "f16")
+    else:
+        write_gguf(dev_model, gguf, dtype=np.float16)
+    ours, theirs = open_checkpoint(gguf), open_checkpoint(dev_model)
+    assert sorted(ours.names) == sorted(theirs.names)
+    for name in theirs.names:
+        assert np.array_equal(ours.read(name), theirs.read(name)), name
+    keys = model_metadata(ours.config(), gguf)["keys"]
+    reference = model_metadata(theirs.config(), dev_model)["keys"]
+    keys.pop(C.KEY_HF_CONFIG), reference.pop(C.KEY_HF_CONFIG)  # the GGUF's config.json is rebuilt, not copied
+    assert keys == reference
+    vocab = reference[C.KEY_VOCAB_SIZE]
+    tok, tok_reference = ours.tokenizer_metadata(vocab), theirs.tokenizer_metadata(vocab)
+    for key in (C.KEY_TOKENIZER_MODEL, C.KEY_TOKENIZER_TOKENS, C.KEY_TOKENIZER_TOKEN_TYPE, C.KEY_TOKENIZER_MERGES,
+                C.KEY_TOKENIZER_BOS, C.KEY_TOKENIZER_EOS, C.KEY_TOKENIZER_PAD, C.KEY_TOKENIZER_ADD_BOS,
+                C.KEY_TOKENIZER_ADD_EOS):
+        assert tok.get(key) == tok_reference.get(key), key
+    text = TEXT + "\ndef f(x):\n\treturn x ** 2  # héllo 世界 <|im_start|>user\n"
+    assert Tokenizer(tok).encode(text) == Tokenizer(tok_reference).encode(text)
 
 
 def test_dev_model_generates_code(dev_q):

@@ -109,7 +109,7 @@ def test_fisher_errors(tmp_path):
 @pytest.mark.parametrize("n_tokens, seq_len, samples, expected", [(1000, 100, None, 10), (1000, 100, 4, 4), (99, 100, None, None)])
 def test_calibration_sequences(n_tokens, seq_len, samples, expected, tmp_path):
     from sqllm.converter.fisher import calibration_sequences
-    from sqllm.formats.errors import ConversionError
+    from sqllm.errors import ConversionError
 
     ids = list(range(n_tokens))
     if expected is None:

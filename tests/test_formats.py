@@ -15,8 +15,9 @@ from sqllm.formats import constants as C
 from sqllm.errors import (ChecksumError, FileError, FormatError, OutputExistsError, SqllmError,
                                   UnsupportedError)
 from sqllm.formats.inspect import inspect_file
-from sqllm.formats.packing import dequantize_dense
+from sqllm.formats.packing import decode_lut8, dequantize_dense, encode_lut8
 from sqllm.formats.reader import SqfReader
+from sqllm.runtime import Model
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "golden.sqf"
@@ -182,7 +183,7 @@ def test_round_trip_every_kind(tmp_path):
             if name in src.linears:
                 L = src.linears[name]
                 csr = src.csr(name)
-                w.add_linear(name, np.array(src.tensor(name + C.SUFFIX_CODES)), np.array(src.tensor(name + C.SUFFIX_LUT)),
+                w.add_linear(name, np.array(src.tensor(name + C.SUFFIX_CODES)), _copy(src.stored_lut(name)),
                              bits=L.bits, group_size=L.group_size, cols=L.cols,
                              csr=None if csr is None else tuple(np.array(a) for a in csr))
                 written[name + C.SUFFIX_CODES] = np.array(src.tensor(name + C.SUFFIX_CODES))
@@ -236,7 +237,7 @@ def test_dense_and_sparse_meaning():
     r = SqfReader(GOLDEN)
     name = "model.layers.0.mlp.down_proj.weight"
     L = r.linears[name]
-    codes, lut = r.codes(name), r.tensor(name + C.SUFFIX_LUT).astype(np.float32)
+    codes, lut = r.codes(name), r.lut(name).astype(np.float32)
     W = r.weight(name)
     rowptr, cols, vals = r.csr(name)
     sparse = np.zeros(W.shape, bool)
@@ -447,12 +448,22 @@ def rewrite_golden(tmp_path, mutate_kv=None, mutate_tensor=None) -> Path:
         for name in src.weight_names():
             if name in src.linears:
                 L = src.linears[name]
-                parts = {"codes": np.array(src.tensor(name + C.SUFFIX_CODES)), "lut": np.array(src.tensor(name + C.SUFFIX_LUT)),
+                parts = {"codes": np.array(src.tensor(name + C.SUFFIX_CODES)), "lut": _copy(src.stored_lut(name)),
                          "csr": None if src.csr(name) is None else [np.array(a) for a in src.csr(name)]}
                 if mutate_tensor:
                     mutate_tensor(name, parts)
+                if "raw_lut" in parts:  # past the writer's own checks, tensor by tensor
+                    w.add_tensor(name + C.SUFFIX_CODES, parts["codes"])
+                    for suffix, t in zip((C.SUFFIX_LUT, C.SUFFIX_LUT_SCALE), _as_tuple(parts["raw_lut"])):
+                        w.add_tensor(name + suffix, t)
+                    for suffix, t in zip((C.SUFFIX_ROWPTR, C.SUFFIX_COLS, C.SUFFIX_VALS), parts["csr"] or ()):
+                        w.add_tensor(name + suffix, t)
+                    w._linears.append((name, L.bits, L.group_size, L.cols))
+                    continue
                 w.add_linear(name, parts["codes"], parts["lut"], bits=L.bits, group_size=L.group_size, cols=L.cols,
                              csr=parts["csr"])
+                if "extra_scale" in parts:
+                    w.add_tensor(name + C.SUFFIX_LUT_SCALE, parts["extra_scale"])
             else:
                 arr = {"data": np.array(src.tensor(name))}
                 if mutate_tensor:
@@ -463,6 +474,14 @@ def rewrite_golden(tmp_path, mutate_kv=None, mutate_tensor=None) -> Path:
 
 
 DOWN = "model.layers.0.mlp.down_proj.weight"
+
+
+def _copy(lut):
+    return tuple(np.array(a) for a in lut) if isinstance(lut, tuple) else np.array(lut)
+
+
+def _as_tuple(lut):
+    return lut if isinstance(lut, tuple) else (lut,)
 
 
 @pytest.mark.parametrize("where", ["decreasing", "past nnz"])
@@ -496,12 +515,77 @@ def test_csr_columns_unsorted(tmp_path):
         SqfReader(rewrite_golden(tmp_path, mutate_tensor=m))
 
 
+def _fp16_lut(name, parts):
+    if isinstance(parts.get("lut"), tuple):
+        parts["lut"] = decode_lut8(*parts["lut"])
+
+
 def test_nan_in_lut(tmp_path):
     def m(name, parts):
         if name == DOWN:
+            _fp16_lut(name, parts)
             parts["lut"][0, 0, 0] = np.nan
     with pytest.raises(FormatError, match="NaN"):
         SqfReader(rewrite_golden(tmp_path, mutate_tensor=m))
+
+
+def test_fp16_and_8bit_luts_read_back_alike(tmp_path):
+    """SPEC §4: an 8-bit LUT decodes to fp16(lo + step * level); a file that stores the decoded
+    values as fp16 tables instead is the same model, weight for weight and logit for logit."""
+    src = SqfReader(GOLDEN)
+    assert isinstance(src.stored_lut(DOWN), tuple), "the golden file stores 8-bit LUTs"
+    f = rewrite_golden(tmp_path, mutate_tensor=_fp16_lut)
+    r = SqfReader(f)
+    assert r.stored_lut(DOWN).dtype == np.float16
+    for name in src.linears:
+        np.testing.assert_array_equal(r.weight(name), src.weight(name))
+    ids = [i % 16 for i in range(1, 40)]
+    np.testing.assert_array_equal(Model(f).logits(ids), Model(GOLDEN).logits(ids))
+
+
+def test_lut8_round_trip_accuracy():
+    rng = np.random.default_rng(0)
+    values = np.sort(rng.standard_normal((500, 3, 16)).astype(np.float32) * rng.uniform(1e-3, 10, (500, 1, 1)), axis=-1)
+    values[0, 0] = 0.25  # a constant table: step 0
+    levels, scale = encode_lut8(values)
+    decoded = decode_lut8(levels, scale).astype(np.float32)
+    span = values.max(-1, keepdims=True) - values.min(-1, keepdims=True)
+    assert np.all(np.abs(decoded - values) <= span / 510 * 1.01 + np.abs(values) * 2.0 ** -11 + 1e-7)
+    np.testing.assert_array_equal(decoded[0, 0], np.float32(0.25))
+
+
+@pytest.mark.parametrize("case", ["no scale", "nan scale", "scale shape", "scale beside fp16", "decodes to inf"])
+def test_bad_8bit_lut(tmp_path, case):
+    def m(name, parts):
+        if name != DOWN:
+            return
+        levels, scale = parts["lut"]
+        if case == "no scale":
+            parts["lut"] = levels
+        elif case == "nan scale":
+            scale[1, 0, 1] = np.nan
+        elif case == "scale shape":
+            parts["lut"] = (levels, scale[:-1])
+        elif case == "scale beside fp16":
+            parts["extra_scale"] = scale
+            parts["lut"] = decode_lut8(levels, scale)
+        else:
+            scale[2, 0] = (60000.0, 100.0)
+            levels[2, 0, -1] = 255
+    if case != "scale beside fp16":
+        # The writer refuses these itself; write the tensors by hand to reach the loader.
+        def m2(name, parts):
+            m(name, parts)
+            if name == DOWN:
+                lut = parts.pop("lut")
+                parts["raw_lut"] = lut
+        mutate = m2
+    else:
+        mutate = m
+    match = {"no scale": "lut_scale is missing", "nan scale": "NaN", "scale shape": "has shape",
+             "scale beside fp16": "only allowed beside", "decodes to inf": "decodes to infinity"}[case]
+    with pytest.raises(FormatError, match=match):
+        SqfReader(rewrite_golden(tmp_path, mutate_tensor=mutate))
 
 
 def test_missing_required_tensor(tmp_path):
@@ -521,8 +605,8 @@ def test_shape_against_config(tmp_path):
 
 def test_newer_format_version_is_refused(tmp_path):
     def m(key, value, vt, it):
-        return key, (2 if key == C.KEY_FORMAT_VERSION else value), vt, it
-    with pytest.raises(UnsupportedError, match="format version 2; this reader supports up to 1"):
+        return key, (C.FORMAT_VERSION + 1 if key == C.KEY_FORMAT_VERSION else value), vt, it
+    with pytest.raises(UnsupportedError, match=f"format version {C.FORMAT_VERSION + 1}; this reader supports up to {C.FORMAT_VERSION}"):
         SqfReader(rewrite_golden(tmp_path, mutate_kv=m))
 
 

@@ -6,7 +6,7 @@ from safetensors.numpy import load_file
 
 from conftest import STORIES, TRAIN_TEXT
 from sqllm.converter.fisher import compute_fisher
-from sqllm.converter.gptq import assign_codes_gptq, factor_hessian, hessian_name
+from sqllm.converter.gptq import DAMP, assign_codes_gptq, factor_hessian, hessian_name
 from sqllm.converter.kmeans import weighted_kmeans_rows
 from sqllm.converter.sparse import select_sparse
 
@@ -97,7 +97,7 @@ def test_dead_column_is_rounded_to_nearest(tensors):
     live[5] = False
     # Without the column, and the same damping (GPTQ's mean diagonal counts the dead column as 1).
     trace = float(np.trace(H, dtype=np.float64))
-    damp = 0.01 * (trace + 1) / H.shape[0] * (H.shape[0] - 1) / trace
+    damp = DAMP * (trace + 1) / H.shape[0] * (H.shape[0] - 1) / trace
     alone = assign_codes_gptq(W[:, live], H[np.ix_(live, live)], lut, damp=damp)
     assert (alone.dequant != res.dequant[:, live]).mean() < 1e-3
     np.testing.assert_allclose(res.objective, objective(W, H, res.dequant), rtol=1e-4, atol=1e-6 * res.objective.max())

@@ -263,7 +263,9 @@ def copy_with(src, dst, mutate, extra=None):
         for name in r.weight_names():
             if name in r.linears:
                 L = r.linears[name]
-                w.add_linear(name, np.array(r.tensor(name + C.SUFFIX_CODES)), np.array(r.tensor(name + C.SUFFIX_LUT)),
+                lut = r.stored_lut(name)
+                w.add_linear(name, np.array(r.tensor(name + C.SUFFIX_CODES)),
+                             tuple(np.array(a) for a in lut) if isinstance(lut, tuple) else np.array(lut),
                              bits=L.bits, group_size=L.group_size, cols=L.cols,
                              csr=None if r.csr(name) is None else [np.array(a) for a in r.csr(name)])
             else:

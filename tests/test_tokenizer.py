@@ -3,8 +3,9 @@
 Models: stories260K (SentencePiece BPE with byte fallback, bundled), the dev model Qwen2.5-Coder
 (byte-level BPE, Qwen2 split, NFC; from $SQLLM_DEV_MODEL or the default cache; a missing one
 skips those tests unless SQLLM_REQUIRE_DEV_MODEL=1), and small BPEs trained here with the GPT-2
-and Llama-3 splits, so that every pre-tokenizer the runtime implements is checked against the
-Oniguruma regex HF runs.
+and Llama-3 splits. Each runs through its tokenizer.json pipeline, and again as a file without
+the pipeline key reads it: by the tokenizer.ggml.model / pre names alone. Many more pipelines are
+in test_tokenizer_conformance.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from sqllm._sqllm import Tokenizer
+from sqllm.errors import FormatError
 from sqllm.converter.tokenizer import LLAMA3_REGEX, tokenizer_metadata
 from sqllm.formats import constants as C
 
@@ -196,6 +198,17 @@ def test_whole_files_match_hf(case, name):
 
 def test_every_line_matches_hf(case):
     case.check_encode(data_lines())
+
+
+def test_files_without_a_pipeline_tokenize_the_same(case):
+    """The names of a version-1 file stand for the same pipelines."""
+    legacy = Tokenizer({k: v for k, v in case.meta.items() if k != C.KEY_TOKENIZER_PIPELINE})
+    texts = data_lines()[:3000] + EDGE_TEXTS + random_texts(500, seed=9)
+    for text in texts:
+        assert legacy.encode(text) == case.ours.encode(text), repr(text)
+    ids = [case.ours.encode(t) for t in texts[:500]]
+    for i in ids:
+        assert legacy.decode(i, skip_special=True) == case.ours.decode(i, skip_special=True)
 
 
 def test_edge_texts_match_hf(case):
@@ -405,38 +418,65 @@ def edited_tokenizer_json(tmp_path: Path, edit) -> Path:
     return tmp_path
 
 
+SPLIT_DIGITS = {"type": "Split", "pattern": {"Regex": "\\d+"}, "behavior": "Isolated", "invert": False}
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s["model"].update(type="Unigram"), "Unigram"),
-    (lambda s: s.update(normalizer={"type": "NFKC"}), "normalizer"),
-    (lambda s: s["model"].update(byte_fallback=False), "byte_fallback"),
-    (lambda s: s.update(normalizer=None, pre_tokenizer={"type": "Sequence", "pretokenizers": [
-        {"type": "Split", "pattern": {"Regex": "\\d+"}, "behavior": "Isolated", "invert": False},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]})
-     or s["model"].update(byte_fallback=False), "pre-tokenizer"),
+    (lambda s: s.update(normalizer={"type": "BertNormalizer"}), "normalizer 'BertNormalizer' is not supported"),
+    (lambda s: s.update(normalizer={"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "StripAccents"}]}),
+     "normalizer 'Sequence': normalizer 'StripAccents' is not supported"),
+    (lambda s: s.update(pre_tokenizer={"type": "Sequence", "pretokenizers": [SPLIT_DIGITS, {"type": "UnicodeScripts"}]}),
+     "pre-tokenizer 'UnicodeScripts' is not supported"),
+    (lambda s: s.update(pre_tokenizer={"type": "Split", "pattern": {"Regex": "(\\d+"}, "behavior": "Isolated"}),
+     "pre-tokenizer 'Split': pattern: .*offset"),
+    (lambda s: s.update(pre_tokenizer={"type": "Split", "pattern": {"Regex": "\\d"}, "behavior": "Sideways"}),
+     "unknown behavior 'Sideways'"),
+    (lambda s: s.update(pre_tokenizer={"type": "Metaspace", "replacement": "ab"}), "replacement is not one character"),
+    (lambda s: s.update(decoder={"type": "WordPiece", "prefix": "##"}), "decoder 'WordPiece' is not supported"),
+    (lambda s: s.update(post_processor={"type": "RobertaProcessing"}), "post-processor 'RobertaProcessing'"),
+    (lambda s: s["model"].update(unk_token="<nope>"), "names the token .<nope>., which is not in the vocabulary"),
+    (lambda s: s["model"].update(continuing_subword_prefix="##"), "continuing_subword_prefix"),
     (lambda s: s["model"].update(merges=[["a b", "c"]]), "space"),
+    (lambda s: s["model"].update(merges=[["▁t", "zz"]]), "merge 0 .* not in the vocabulary"),
     (lambda s: s["added_tokens"].append({"id": 5, "content": "<new>", "special": True}), "reuses id"),
+    (lambda s: s["model"]["vocab"].update({"x": "7"}), "token ids must be integers"),
+    (lambda s: s.update(model="BPE"), "malformed"),
 ])
 def test_unsupported_tokenizer_json_is_a_value_error(tmp_path, edit, message):
     folder = edited_tokenizer_json(tmp_path, edit)
     with pytest.raises(ValueError, match=message) as info:
         tokenizer_metadata(folder)
-    assert "tokenizer.json" in str(info.value)
+    assert "tokenizer.json" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_sentencepiece_style_variants(tmp_path, caplog):
-    """Replace-only (no dummy prefix) matches HF exactly; Metaspace is run as the dummy prefix,
-    which matches HF except for text that starts with a space or follows a special token."""
-    lines = [t for t in data_lines()[:3000] + EDGE_TEXTS if "<" not in t and not t.startswith(" ")]
-    replace_only = edited_tokenizer_json(tmp_path / "replace",
-                                         lambda s: s.update(normalizer=s["normalizer"]["normalizers"][1]))
+METASPACE_VARIANTS = [
+    pytest.param({"prepend_scheme": scheme, "split": split}, id=f"{scheme}-split={split}")
+    for scheme in ("always", "first", "never") for split in (False, True)
+]
+
+
+@pytest.mark.parametrize("metaspace", METASPACE_VARIANTS)
+def test_sentencepiece_style_variants(tmp_path, metaspace):
+    """stories260K's BPE behind a Metaspace pre-tokenizer instead of its Prepend + Replace
+    normalizer: every prepend scheme, with and without split, matches HF, also on text that starts
+    with a space or follows a special token."""
+    folder = edited_tokenizer_json(tmp_path, lambda s: s.update(normalizer=None, pre_tokenizer={
+        "type": "Metaspace", "replacement": "\u2581", **metaspace}, decoder={
+        "type": "Sequence", "decoders": [{"type": "Metaspace", "replacement": "\u2581", **metaspace},
+                                         {"type": "ByteFallback"}, {"type": "Fuse"}]}))
+    case = Case(folder)
+    assert case.meta[C.KEY_TOKENIZER_ADD_SPACE_PREFIX] is (metaspace["prepend_scheme"] != "never")
+    lines = data_lines()[:2000] + EDGE_TEXTS + random_texts(500, seed=8)
+    case.check_encode(lines)
+    case.check_decode([case.hf.encode(t).ids for t in lines[:500]])
+
+
+def test_replace_only_normalizer(tmp_path):
+    replace_only = edited_tokenizer_json(tmp_path, lambda s: s.update(normalizer=s["normalizer"]["normalizers"][1]))
     case = Case(replace_only)
     assert case.meta[C.KEY_TOKENIZER_ADD_SPACE_PREFIX] is False
-    case.check_encode(lines)
-    metaspace = edited_tokenizer_json(tmp_path / "metaspace", lambda s: s.update(normalizer=None, pre_tokenizer={
-        "type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}))
-    case = Case(metaspace)
-    assert case.meta[C.KEY_TOKENIZER_ADD_SPACE_PREFIX] is True and "prepend_scheme=first" in caplog.text
-    case.check_encode(lines)
+    case.check_encode(data_lines()[:2000] + EDGE_TEXTS)
 
 
 def test_unsupported_sentencepiece_model_is_a_value_error(tmp_path):
@@ -479,7 +519,7 @@ def test_tiny_handmade_tokenizer():
     ({C.KEY_TOKENIZER_SCORES: [float("nan")] * 258}, "NaN"),
     ({C.KEY_TOKENIZER_EOS: 258}, "eos token id"),
     ({C.KEY_TOKENIZER_BOS: -5}, "bos"),
-    ({C.KEY_TOKENIZER_TOKENS: ["x"] * 258}, "byte-level vocabulary lacks"),
+    ({C.KEY_TOKENIZER_TOKENS: ["x"] * 258}, "not in the vocabulary"),  # no "a": a byte-level vocabulary may lack bytes
     ({C.KEY_TOKENIZER_TOKENS: "abc"}, "wrong type"),
     ({C.KEY_TOKENIZER_TOKENS: None}, "no tokenizer.ggml.tokens"),
     ({C.KEY_TOKENIZER_MERGES: [1, 2]}, "wrong type"),
@@ -497,5 +537,53 @@ def test_bad_gpt2_metadata_is_a_value_error(change, message):
     ({C.KEY_TOKENIZER_PRE: "qwen2"}, "not supported with the llama tokenizer"),
 ])
 def test_bad_llama_metadata_is_a_value_error(stories, change, message):
+    """Files without a pipeline (written before it, or from a bare tokenizer.model)."""
+    legacy = {k: v for k, v in stories.meta.items() if k != C.KEY_TOKENIZER_PIPELINE}
     with pytest.raises(ValueError, match=message):
-        Tokenizer(stories.meta | change)
+        Tokenizer(legacy | change)
+
+
+def test_converted_file_carries_the_pipeline(stories):
+    from sqllm.formats.reader import SqfReader
+    from sqllm.runtime import Model
+
+    md = SqfReader(ROOT / "tests" / "data" / "stories260K-q4.sqf").metadata
+    pipeline = json.loads(md[C.KEY_TOKENIZER_PIPELINE])
+    assert pipeline["model"]["byte_fallback"] and pipeline["normalizer"]["type"] == "Sequence"
+    from sqllm.formats.inspect import inspect_file
+    summary = inspect_file(ROOT / "tests" / "data" / "stories260K-q4.sqf")["tokenizer"]["pipeline"]
+    assert summary == "Prepend+Replace | - | BPE(byte_fallback) | Replace+ByteFallback+Fuse+Strip"
+    text = data_text("tinystories_valid.txt")[:20000]
+    assert Model(ROOT / "tests" / "data" / "stories260K-q4.sqf").tokenize(text) == stories.hf.encode(text).ids
+
+
+def test_scores_instead_of_merges_through_the_entry_point(stories, tmp_path):
+    """A tokenizer.json-shaped dict without merges (as a GGUF's llama vocabulary gives) and the
+    SentencePiece scores: the same ids as the merges give."""
+    from sqllm.converter.tokenizer import metadata_from_tokenizer_json
+
+    shutil.copy(STORIES / "tokenizer.model", tmp_path)
+    scores = tokenizer_metadata(tmp_path)[C.KEY_TOKENIZER_SCORES]
+    spec = json.loads((STORIES / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["model"]["merges"] = []
+    tok = Tokenizer(metadata_from_tokenizer_json(spec, scores=scores))
+    for text in data_lines()[:2000] + EDGE_TEXTS:
+        assert tok.encode(text) == stories.ours.encode(text), repr(text)
+    with pytest.raises(ValueError, match="3 scores for 512 tokens"):
+        metadata_from_tokenizer_json(spec, scores=[0.0] * 3)
+
+
+def test_a_runaway_pattern_is_an_error_not_a_hang():
+    """A Split pattern that backtracks without bound (a hostile or corrupt file) stops at PCRE2's
+    match limit with an error naming the pattern's failure, instead of hanging or truncating."""
+    pipeline = {"normalizer": None,
+                "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                    {"type": "Split", "pattern": {"Regex": "(a|a?)+$"}, "behavior": "Isolated", "invert": False},
+                    {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]},
+                "model": {"type": "BPE", "byte_fallback": False, "ignore_merges": False, "fuse_unk": False,
+                          "unk_token": None},
+                "added_tokens": [], "decoder": {"type": "ByteLevel"}}
+    tok = Tokenizer(tiny_gpt2_meta() | {C.KEY_TOKENIZER_PIPELINE: json.dumps(pipeline)})
+    assert tok.decode(tok.encode("ab aab")) == "ab aab"
+    with pytest.raises(FormatError, match="pattern of the file.s pipeline failed on this text \\(match limit exceeded\\)"):
+        tok.encode("a" * 40 + "b")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sqllm.formats import SqfWriter, pack_codes
+from sqllm.formats.packing import encode_lut8
 from sqllm.formats import constants as C
 
 CONFIG = {"vocab_size": 16, "hidden_size": 32, "intermediate_size": 40, "num_layers": 1, "num_heads": 2,
@@ -30,6 +31,9 @@ LINEARS = {
     "model.layers.0.mlp.up_proj.weight": (3, None, 0.0),
     "model.layers.0.mlp.down_proj.weight": (4, None, 0.1),
 }
+# Linears whose LUTs are 8-bit tables; the others keep fp16 tables.
+LUT8 = {"model.layers.0.self_attn.v_proj.weight", "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.mlp.down_proj.weight"}
 
 
 def write_golden(path: Path) -> None:
@@ -70,6 +74,8 @@ def write_golden(path: Path) -> None:
                 groups = C.n_groups(cols, gs)
                 codes = rng.integers(0, 1 << bits, size=(rows, cols), dtype=np.uint8)
                 lut = np.sort(rng.standard_normal((rows, groups, 1 << bits)), axis=-1).astype(np.float16)
+                if name in LUT8:  # stored as 8-bit levels and a scale (SPEC §4)
+                    lut = encode_lut8(lut.astype(np.float32))
                 csr = None
                 if frac:
                     mask = rng.random((rows, cols)) < frac

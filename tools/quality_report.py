@@ -75,6 +75,13 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="sqllm-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     fisher = args.fisher or work / f"{name}.fisher.safetensors"
+    if args.fisher:  # the table describes the Fisher file used, not the defaults
+        from safetensors import safe_open
+
+        with safe_open(str(args.fisher), "np") as f:
+            meta = f.metadata() or {}
+        args.fisher_samples = int(meta.get("samples", 0)) or "?"
+        args.fisher_seq_len = int(meta.get("seq_len", 0)) or "?"
     if not fisher.exists():
         t0 = time.perf_counter()
         run("-m", "sqllm.converter", "fisher", str(model), "--data", str(CALIBRATION), "-o", str(fisher),
@@ -111,7 +118,9 @@ def write_report(name: str, args, rows: list[dict]) -> None:
         f"Perplexity through the runtime, ctx {args.ctx}, {windows}; Fisher from {args.fisher_samples} x "
         f"{args.fisher_seq_len} tokens of tinystories_train.txt. Regenerate: "
         f"`python tools/quality_report.py --model {args.model}" + (f" --windows {args.windows}" if args.windows else "")
-        + (" --only " + " ".join(repr(o) for o in args.only) if args.only else "") + "`",
+        + (" --only " + " ".join(repr(o) for o in args.only) if args.only else "")
+        + (f" --fisher FISHER_FILE` (`sqconvert fisher MODEL --data tinystories_train.txt --samples {args.fisher_samples}"
+           f" --seq-len {args.fisher_seq_len}`)" if args.fisher else "`"),
         "",
         "| recipe | bits/weight (decoder linears) | bits/weight (file) | file | TinyStories PPL | WikiText-2 PPL | ratio to fp16 (TS / Wiki) | convert (s) |",
         "|---|---|---|---|---|---|---|---|",

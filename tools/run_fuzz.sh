@@ -22,7 +22,7 @@ run() {  # target, command...
     fi
     echo "fuzz $target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "build/fuzz/$target.log")"
 }
-for target in sqf_load tokenizer kv_sampler; do
+for target in sqf_load tokenizer tokenizer_pipeline kv_sampler; do
     run "$target" "$BUILD/fuzz_$target" "tests/fuzz/corpus/$target" $(ls -d "tests/fuzz/crashers/$target" 2> /dev/null)
 done
 run inspect "$PYTHON" tests/fuzz/fuzz_inspect.py tests/fuzz/corpus/sqf_load

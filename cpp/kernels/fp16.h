@@ -66,5 +66,34 @@ inline uint16_t fp32_to_fp16(float f) {
     return uint16_t(sign | q);  // q == 0x400 is the smallest normal, encoded correctly
 }
 
+// binary64 -> binary16, rounded once to nearest, ties to even: a value that is exact in
+// double (an 8-bit LUT entry lo + step * level, SPEC §4) gets the same half as numpy's
+// float64 -> float16, which a detour through float could miss by double rounding.
+inline uint16_t fp64_to_fp16(double d) {
+    uint64_t bits;
+    std::memcpy(&bits, &d, 8);
+    const uint16_t sign = uint16_t((bits >> 48) & 0x8000u);
+    const uint64_t magnitude = bits & 0x7fffffffffffffffull;
+    if (magnitude >= 0x7ff0000000000000ull) {
+        if (magnitude == 0x7ff0000000000000ull) return uint16_t(sign | 0x7c00u);
+        return uint16_t(sign | 0x7e00u | ((magnitude >> 42) & 0x3ffu));
+    }
+    if (magnitude >= (uint64_t(1023 + 16) << 52)) return uint16_t(sign | 0x7c00u);  // >= 65536: inf
+    if (magnitude >= (uint64_t(1023 - 14) << 52)) {
+        const uint64_t rounded = magnitude + ((uint64_t(1) << 41) - 1u) + ((magnitude >> 42) & 1u);
+        return uint16_t(sign | ((rounded - (uint64_t(1023 - 15) << 52)) >> 42));
+    }
+    // Subnormal half or zero: in units of 2^-24 the value is significand >> (1051 - e).
+    const int exponent = int(magnitude >> 52);
+    const int shift = 1051 - exponent;
+    if (shift > 53) return sign;
+    const uint64_t significand = (magnitude & 0xfffffffffffffull) | (uint64_t(1) << 52);
+    uint64_t q = significand >> shift;
+    const uint64_t remainder = significand & ((uint64_t(1) << shift) - 1u);
+    const uint64_t half = uint64_t(1) << (shift - 1);
+    if (remainder > half || (remainder == half && (q & 1u))) q++;
+    return uint16_t(sign | q);
+}
+
 }  // namespace kernels
 }  // namespace sqllm

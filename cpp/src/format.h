@@ -8,7 +8,7 @@ namespace sqllm::format {
 
 inline constexpr char GGUF_MAGIC[4] = {'G', 'G', 'U', 'F'};
 inline constexpr uint32_t GGUF_VERSION = 3;
-inline constexpr uint32_t FORMAT_VERSION = 1;
+inline constexpr uint32_t FORMAT_VERSION = 3;
 inline constexpr const char *ARCHITECTURE = "sqllm";
 inline constexpr uint32_t ALIGNMENT = 64;  // what writers use
 inline constexpr uint32_t MIN_ALIGNMENT = 64;
@@ -93,6 +93,7 @@ inline constexpr const char *KEY_LINEAR_GROUP_SIZE = "sqllm.linear.group_size";
 inline constexpr const char *KEY_LINEAR_COLS = "sqllm.linear.cols";
 inline constexpr const char *SUFFIX_CODES = ".codes";
 inline constexpr const char *SUFFIX_LUT = ".lut";
+inline constexpr const char *SUFFIX_LUT_SCALE = ".lut_scale";
 inline constexpr const char *SUFFIX_ROWPTR = ".csr.rowptr";
 inline constexpr const char *SUFFIX_COLS = ".csr.cols";
 inline constexpr const char *SUFFIX_VALS = ".csr.vals";
@@ -135,6 +136,7 @@ inline constexpr const char *KEY_TOKENIZER_ADD_EOS = "tokenizer.ggml.add_eos_tok
 inline constexpr const char *KEY_TOKENIZER_ADD_SPACE_PREFIX = "tokenizer.ggml.add_space_prefix";
 inline constexpr const char *KEY_CHAT_TEMPLATE = "tokenizer.chat_template";
 inline constexpr const char *KEY_HF_TOKENIZER_JSON = "tokenizer.huggingface.json";
+inline constexpr const char *KEY_TOKENIZER_PIPELINE = "sqllm.tokenizer.pipeline";
 
 // SPEC §8: every string in a file is UTF-8 except the items of these arrays, which are token
 // pieces (any bytes).

@@ -27,9 +27,7 @@ float dense_value(const LinearInfo &L, uint64_t row, uint64_t col) {
     const uint8_t *codes = L.codes->data + row * format::row_bytes(L.cols, L.bits);
     const uint32_t code = kernels::lut_code_at(codes, int64_t(col), int(L.bits));
     uint64_t group = col / L.group_size;
-    uint16_t h;
-    std::memcpy(&h, L.lut->data + 2 * ((row * L.groups + group) << L.bits | code), 2);
-    return kernels::fp16_to_fp32(h);
+    return kernels::fp16_to_fp32(L.lut16[(row * L.groups + group) << L.bits | code]);
 }
 
 Matrix make_matrix(const SqfFile &f, const std::string &name, const std::string &bias_name) {
@@ -155,11 +153,9 @@ void Model::embed(int32_t token, float *out) const {
         // A quantized embedding row: each code through its group's LUT, then the row's CSR
         // corrections (SPEC §4), gathered one token at a time.
         const uint8_t *codes = L->codes->data + uint64_t(token) * format::row_bytes(L->cols, L->bits);
-        const uint16_t *lut = reinterpret_cast<const uint16_t *>(L->lut->data) + (uint64_t(token) * L->groups << L->bits);
+        const uint16_t *lut = L->lut16 + (uint64_t(token) * L->groups << L->bits);
         for (uint64_t j = 0; j < H; j++) {
-            uint16_t h;
-            std::memcpy(&h, lut + ((j / L->group_size) << L->bits) + kernels::lut_code_at(codes, int64_t(j), int(L->bits)), 2);
-            out[j] = kernels::fp16_to_fp32(h);
+            out[j] = kernels::fp16_to_fp32(lut[((j / L->group_size) << L->bits) + kernels::lut_code_at(codes, int64_t(j), int(L->bits))]);
         }
         if (L->nnz) {
             int32_t b, e;
@@ -186,7 +182,7 @@ kernels::LutMatrixView Matrix::lut_view() const {
     const LinearInfo &L = *quant;
     kernels::LutMatrixView view{};
     view.codes = L.codes->data;
-    view.lut = reinterpret_cast<const uint16_t *>(L.lut->data);
+    view.lut = L.lut16;
     view.rows = int64_t(L.rows);
     view.cols = int64_t(L.cols);
     view.group_size = int64_t(L.group_size);

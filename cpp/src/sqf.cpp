@@ -4,6 +4,7 @@
 #include "sqf.h"
 
 #include "mapguard.h"
+#include "kernels/fp16.h"
 #include "utf8.h"
 
 #include <fcntl.h>
@@ -449,15 +450,40 @@ void SqfFile::validate_linears() {
                 }
             };
             L.codes = need(SUFFIX_CODES, TYPE_I8, false);
-            L.lut = need(SUFFIX_LUT, TYPE_F16, false);
+            const TensorInfo *lut = find_tensor(L.name + SUFFIX_LUT);  // fp16 values or 8-bit levels
+            L.lut = need(SUFFIX_LUT, lut && lut->type == TYPE_I8 ? TYPE_I8 : TYPE_F16, false);
             if (L.codes->n_dims != 2) fail(SQLLM_ERR_FORMAT, "tensor " + printable(L.codes->name) + " must be two-dimensional");
             L.rows = L.codes->shape[0];
             check_shape(L.codes, {L.rows, row_bytes(L.cols, L.bits)});
             check_shape(L.lut, {L.rows, L.groups, uint64_t(1) << L.bits});
-            const uint16_t *lut = reinterpret_cast<const uint16_t *>(L.lut->data);
-            for (uint64_t k = 0; k < L.lut->n_elements; k++)
-                if ((load<uint16_t>(reinterpret_cast<const uint8_t *>(lut + k)) & 0x7C00) == 0x7C00)
-                    fail(SQLLM_ERR_FORMAT, "tensor " + printable(L.lut->name) + " holds a NaN or infinity");
+            L.lut_scale = need(SUFFIX_LUT_SCALE, TYPE_F16, L.lut->type == TYPE_F16);
+            if (L.lut->type == TYPE_F16) {
+                if (L.lut_scale) fail(SQLLM_ERR_FORMAT, "tensor " + printable(L.lut_scale->name) + " is only allowed beside an 8-bit (I8) LUT");
+                for (uint64_t k = 0; k < L.lut->n_elements; k++)
+                    if ((load<uint16_t>(L.lut->data + 2 * k) & 0x7C00) == 0x7C00)
+                        fail(SQLLM_ERR_FORMAT, "tensor " + printable(L.lut->name) + " holds a NaN or infinity");
+                L.lut16 = reinterpret_cast<const uint16_t *>(L.lut->data);
+            } else {
+                // An 8-bit LUT: entry = fp16(lo + step * level), exact in double, rounded once.
+                check_shape(L.lut_scale, {L.rows, L.groups, 2});
+                const uint64_t entries = uint64_t(1) << L.bits, tables = L.rows * L.groups;
+                auto decoded = std::make_unique<uint16_t[]>(tables * entries);
+                const uint8_t *levels = L.lut->data, *scale = L.lut_scale->data;
+                for (uint64_t t = 0; t < tables; t++) {
+                    const uint16_t lo = load<uint16_t>(scale + 4 * t), step = load<uint16_t>(scale + 4 * t + 2);
+                    if ((lo & 0x7C00) == 0x7C00 || (step & 0x7C00) == 0x7C00)
+                        fail(SQLLM_ERR_FORMAT, "tensor " + printable(L.lut_scale->name) + " holds a NaN or infinity");
+                    const double lo_d = kernels::fp16_to_fp32(lo), step_d = kernels::fp16_to_fp32(step);
+                    for (uint64_t e = 0; e < entries; e++) {
+                        const uint16_t h = kernels::fp64_to_fp16(lo_d + step_d * double(levels[t * entries + e]));
+                        if ((h & 0x7C00) == 0x7C00)
+                            fail(SQLLM_ERR_FORMAT, "tensor " + printable(L.lut->name) + " decodes to infinity at table " + std::to_string(t));
+                        decoded[t * entries + e] = h;
+                    }
+                }
+                L.lut16 = decoded.get();
+                decoded_luts_.push_back(std::move(decoded));
+            }
             L.rowptr = need(SUFFIX_ROWPTR, TYPE_I32, true);
             L.colidx = need(SUFFIX_COLS, TYPE_I32, true);
             L.vals = need(SUFFIX_VALS, TYPE_F16, true);

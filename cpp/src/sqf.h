@@ -51,6 +51,8 @@ struct LinearInfo {
     uint32_t group_size;
     uint64_t rows, cols, groups, nnz;
     const TensorInfo *codes, *lut, *rowptr, *colidx, *vals;  // sparse ones may be null
+    const TensorInfo *lut_scale;  // an 8-bit LUT's (lo, step) per table; null for an fp16 LUT
+    const uint16_t *lut16;        // the fp16 LUT [rows][groups][2^bits]: mapped, or decoded at load
 };
 
 struct ModelConfig {
@@ -129,6 +131,7 @@ private:
     std::vector<TensorInfo> tensors_;
     std::unordered_map<std::string_view, size_t> tensor_index_;
     std::vector<LinearInfo> linears_;
+    std::vector<std::unique_ptr<uint16_t[]>> decoded_luts_;  // the fp16 values of 8-bit LUTs
     std::unordered_map<std::string_view, size_t> linear_index_;
     ModelConfig config_{};
     KvCalibration kv_;

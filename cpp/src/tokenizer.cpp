@@ -1,408 +1,149 @@
-// Tokenization as Hugging Face `tokenizers` does it for the models sqllm converts. The steps
-// of `Tokenizer::encode` follow the HF pipeline: split out added tokens, normalize each piece
-// of text between them, pre-tokenize, BPE by merge rank. Byte-level and SentencePiece details
-// that matter for identical ids are noted where they are implemented.
+// Tokenization as Hugging Face `tokenizers` does it. `Tokenizer::encode` follows the HF
+// pipeline: split out added tokens in the raw text, normalize each piece between them, split
+// out the normalized added tokens, pre-tokenize, BPE each word by merge rank.
 #include "tokenizer.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <iterator>
 #include <queue>
 #include <utility>
+
+#include "json.h"
+#include "tokenizer_regex.h"
+#include "tokenizer_unicode.h"
 
 namespace sqllm {
 namespace {
 
-#include "unicode_tables.inc"
-
-// ---- UTF-8 ----------------------------------------------------------------------------------
-
-// A byte that is not part of valid UTF-8 travels through normalization and pre-tokenization as
-// this pseudo-codepoint (kRawByte + byte) and comes out as the same byte: the tokenizer keeps
-// arbitrary input bytes rather than replacing them.
-constexpr uint32_t kRawByte = 0x110000;
-constexpr const char *kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD
-constexpr std::string_view kSpaceMark = "\xE2\x96\x81";         // U+2581 "▁"
-
-// The UTF-8 sequence at `pos` (pos < text.size()), checked against the well-formed sequences
-// of the Unicode standard (table 3-7: no overlong forms, surrogates or values above U+10FFFF).
-// Returns its length and sets `cp`; for an ill-formed sequence returns minus the length of its
-// longest valid beginning (at least 1 byte), which is what one U+FFFD replaces.
-int utf8_sequence(std::string_view text, size_t pos, uint32_t &cp) {
-    const auto byte = [&](size_t i) { return pos + i < text.size() ? uint8_t(text[pos + i]) : uint8_t(0); };
-    const uint8_t b0 = byte(0);
-    if (b0 < 0x80) {
-        cp = b0;
-        return 1;
-    }
-    int length;
-    uint8_t low = 0x80, high = 0xBF;  // allowed range of the second byte
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        length = 2;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        length = 3;
-        if (b0 == 0xE0) low = 0xA0;
-        if (b0 == 0xED) high = 0x9F;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        length = 4;
-        if (b0 == 0xF0) low = 0x90;
-        if (b0 == 0xF4) high = 0x8F;
-    } else {
-        return -1;
-    }
-    uint32_t value = b0 & (0x7F >> length);
-    for (int i = 1; i < length; i++) {
-        const uint8_t b = byte(size_t(i));
-        if (b < (i == 1 ? low : 0x80) || b > (i == 1 ? high : 0xBF)) return -i;
-        value = (value << 6) | (b & 0x3F);
-    }
-    cp = value;
-    return length;
-}
-
-// The character at `pos` and its length; a byte that does not start a well-formed sequence
-// is one character, kRawByte + byte.
-size_t utf8_decode(std::string_view text, size_t pos, uint32_t &cp) {
-    const int length = utf8_sequence(text, pos, cp);
-    if (length > 0) return size_t(length);
-    cp = kRawByte + uint8_t(text[pos]);
-    return 1;
-}
-
-void utf8_append(std::string &out, uint32_t cp) {
-    if (cp >= kRawByte) {
-        out += char(cp - kRawByte);
-    } else if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
-}
-
-bool is_valid_utf8(std::string_view text) {
-    uint32_t cp;
-    for (size_t pos = 0; pos < text.size();) {
-        const int length = utf8_sequence(text, pos, cp);
-        if (length < 0) return false;
-        pos += size_t(length);
-    }
-    return true;
-}
-
-// Rust's String::from_utf8_lossy, which Hugging Face decoders end with: each ill-formed
-// sequence (as much of it as was valid, or one stray byte) becomes one U+FFFD.
-std::string utf8_lossy(std::string_view text) {
-    if (is_valid_utf8(text)) return std::string(text);
-    std::string out;
-    out.reserve(text.size() + 16);
-    uint32_t cp;
-    for (size_t pos = 0; pos < text.size();) {
-        const int length = utf8_sequence(text, pos, cp);
-        if (length > 0) out.append(text.substr(pos, size_t(length)));
-        else out += kReplacementCharacter;
-        pos += size_t(length > 0 ? length : -length);
-    }
-    return out;
-}
-
-// ---- Unicode properties -------------------------------------------------------------------
-
-template <size_t N>
-bool in_ranges(uint32_t cp, const CodepointRange (&ranges)[N]) {
-    const CodepointRange *it = std::upper_bound(ranges, ranges + N, cp, [](uint32_t c, const CodepointRange &r) { return c < r.first; });
-    return it != ranges && cp <= (it - 1)->last;
-}
-
-enum CharClass : uint8_t { CLASS_LETTER = 1, CLASS_NUMBER = 2, CLASS_WHITESPACE = 4 };
-
-uint8_t char_class(uint32_t cp) {
-    if (cp < 0x80) {
-        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return CLASS_LETTER;
-        if (cp >= '0' && cp <= '9') return CLASS_NUMBER;
-        return (cp >= 0x09 && cp <= 0x0D) || cp == ' ' ? CLASS_WHITESPACE : 0;
-    }
-    if (cp >= kRawByte) return 0;
-    if (in_ranges(cp, kLetterRanges)) return CLASS_LETTER;
-    if (in_ranges(cp, kNumberRanges)) return CLASS_NUMBER;
-    return in_ranges(cp, kWhitespaceRanges) ? CLASS_WHITESPACE : 0;
-}
-
-// ---- NFC (UAX #15) --------------------------------------------------------------------------
-
-constexpr uint32_t kHangulS = 0xAC00, kHangulL = 0x1100, kHangulV = 0x1161, kHangulT = 0x11A7;
-constexpr uint32_t kHangulLCount = 19, kHangulVCount = 21, kHangulTCount = 28;
-constexpr uint32_t kHangulNCount = kHangulVCount * kHangulTCount, kHangulSCount = kHangulLCount * kHangulNCount;
-
-// A lead byte of 0xCC or more starts a codepoint of U+0300 or more (or is invalid); below that,
-// text is NFC already. This test relies on the table's threshold being at least U+0300.
-static_assert(kNfcFirstAffectedCodepoint >= 0x300, "the NFC quick check below assumes U+0300");
-bool may_change_under_nfc(std::string_view text) {
-    return std::any_of(text.begin(), text.end(), [](char c) { return uint8_t(c) >= 0xCC; });
-}
-
-uint8_t combining_class(uint32_t cp) {
-    const auto *end = kCombiningClassRanges + std::size(kCombiningClassRanges);
-    const auto *it = std::upper_bound(kCombiningClassRanges, end, cp, [](uint32_t c, const CombiningClassRange &r) { return c < r.first; });
-    return it != kCombiningClassRanges && cp <= (it - 1)->last ? (it - 1)->combining_class : 0;
-}
-
-const CanonicalDecomposition *find_decomposition(uint32_t cp) {
-    const auto *end = kCanonicalDecompositions + std::size(kCanonicalDecompositions);
-    const auto *it = std::lower_bound(kCanonicalDecompositions, end, cp, [](const CanonicalDecomposition &d, uint32_t c) { return d.codepoint < c; });
-    return it != end && it->codepoint == cp ? it : nullptr;
-}
-
-void decompose(uint32_t cp, std::vector<uint32_t> &out) {
-    if (cp >= kHangulS && cp < kHangulS + kHangulSCount) {
-        const uint32_t s = cp - kHangulS;
-        out.push_back(kHangulL + s / kHangulNCount);
-        out.push_back(kHangulV + (s % kHangulNCount) / kHangulTCount);
-        if (s % kHangulTCount) out.push_back(kHangulT + s % kHangulTCount);
-        return;
-    }
-    const CanonicalDecomposition *d = find_decomposition(cp);
-    if (!d) {
-        out.push_back(cp);
-        return;
-    }
-    decompose(d->first, out);
-    if (d->second) decompose(d->second, out);
-}
-
-// The primary composite of (first, second), 0 if none.
-uint32_t compose(uint32_t first, uint32_t second) {
-    if (first >= kHangulL && first < kHangulL + kHangulLCount && second >= kHangulV && second < kHangulV + kHangulVCount)
-        return kHangulS + ((first - kHangulL) * kHangulVCount + (second - kHangulV)) * kHangulTCount;
-    if (first >= kHangulS && first < kHangulS + kHangulSCount && (first - kHangulS) % kHangulTCount == 0 &&
-        second > kHangulT && second < kHangulT + kHangulTCount)
-        return first + (second - kHangulT);
-    static const std::unordered_map<uint64_t, uint32_t> pairs = [] {
-        std::unordered_map<uint64_t, uint32_t> m;
-        for (const CanonicalDecomposition &d : kCanonicalDecompositions)
-            if (d.composes) m.emplace(uint64_t(d.first) << 32 | d.second, d.codepoint);
-        return m;
-    }();
-    auto it = pairs.find(uint64_t(first) << 32 | second);
-    return it == pairs.end() ? 0 : it->second;
-}
-
-std::string nfc(std::string_view text) {
-    std::vector<uint32_t> cps;
-    cps.reserve(text.size());
-    uint32_t cp;
-    for (size_t pos = 0; pos < text.size();) {
-        pos += utf8_decode(text, pos, cp);
-        decompose(cp, cps);
-    }
-    // Canonical ordering: a stable sort of each run of nonzero combining classes.
-    std::vector<uint8_t> classes(cps.size());
-    for (size_t i = 0; i < cps.size(); i++) classes[i] = combining_class(cps[i]);
-    for (size_t i = 0; i < cps.size();) {
-        if (!classes[i]) {
-            i++;
-            continue;
-        }
-        size_t end = i;
-        while (end < cps.size() && classes[end]) end++;
-        for (size_t a = i + 1; a < end; a++)  // insertion sort: runs are a few marks long
-            for (size_t b = a; b > i && classes[b - 1] > classes[b]; b--) {
-                std::swap(classes[b - 1], classes[b]);
-                std::swap(cps[b - 1], cps[b]);
-            }
-        i = end;
-    }
-    // Canonical composition: a mark joins the last starter unless something between them
-    // blocks it (a starter, or a mark of the same or higher class, left uncomposed).
-    std::vector<uint32_t> composed;
-    std::vector<uint8_t> composed_classes;
-    composed.reserve(cps.size());
-    size_t starter = SIZE_MAX;
-    for (size_t i = 0; i < cps.size(); i++) {
-        const uint8_t cls = classes[i];
-        if (starter != SIZE_MAX) {
-            const bool adjacent = composed.size() - 1 == starter;
-            if (adjacent || composed_classes.back() < cls) {
-                if (uint32_t c = compose(composed[starter], cps[i])) {
-                    composed[starter] = c;
-                    continue;
-                }
-            }
-        }
-        if (cls == 0) starter = composed.size();
-        composed.push_back(cps[i]);
-        composed_classes.push_back(cls);
-    }
-    std::string out;
-    out.reserve(text.size());
-    for (uint32_t c : composed) utf8_append(out, c);
-    return out;
-}
-
-// ---- pre-tokenizer regexes, matched by hand ---------------------------------------------------
-
-struct Chars {
-    std::vector<uint32_t> cps;
-    std::vector<uint8_t> classes;
-    std::vector<size_t> offsets;  // byte offset of each codepoint, plus the end
-
-    explicit Chars(std::string_view text) {
-        uint32_t cp;
-        for (size_t pos = 0; pos < text.size();) {
-            offsets.push_back(pos);
-            pos += utf8_decode(text, pos, cp);
-            cps.push_back(cp);
-            classes.push_back(char_class(cp));
-        }
-        offsets.push_back(text.size());
-    }
-    size_t size() const { return cps.size(); }
-    bool letter(size_t i) const { return i < size() && (classes[i] & CLASS_LETTER); }
-    bool number(size_t i) const { return i < size() && (classes[i] & CLASS_NUMBER); }
-    bool space(size_t i) const { return i < size() && (classes[i] & CLASS_WHITESPACE); }
-    bool newline(size_t i) const { return i < size() && (cps[i] == '\r' || cps[i] == '\n'); }
-    // [^\s\p{L}\p{N}]
-    bool other(size_t i) const { return i < size() && !classes[i]; }
-};
-
-// Length of the contraction 's 't 're 've 'm 'll 'd at i, 0 if none. Case-insensitive as
-// Oniguruma's (?i) is: ASCII case, and "ſ" (U+017F), which folds to "s".
-size_t contraction_length(const Chars &c, size_t i, bool ignore_case) {
-    if (c.cps[i] != '\'' || i + 1 >= c.size()) return 0;
-    const auto at = [&](size_t k) -> uint32_t {
-        if (k >= c.size()) return 0;
-        const uint32_t cp = c.cps[k];
-        if (!ignore_case) return cp;
-        if (cp == 0x17F) return 's';
-        return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp;
-    };
-    const uint32_t a = at(i + 1), b = at(i + 2);
-    if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
-    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
-    return 0;
-}
-
-// End of the whitespace alternatives `\s+(?!\S)|\s+` at i (a whitespace character): the run,
-// less its last character when a non-space follows and the run is longer than one.
-size_t whitespace_end(const Chars &c, size_t i) {
-    size_t end = i;
-    while (c.space(end)) end++;
-    return end < c.size() && end - i > 1 ? end - 1 : end;
-}
-
-// GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-size_t match_gpt2(const Chars &c, size_t i) {
-    if (size_t n = contraction_length(c, i, false)) return i + n;
-    const size_t j = c.cps[i] == ' ' ? i + 1 : i;
-    size_t end = j;
-    if (c.letter(j)) {
-        while (c.letter(end)) end++;
-        return end;
-    }
-    if (c.number(j)) {
-        while (c.number(end)) end++;
-        return end;
-    }
-    if (c.other(j)) {
-        while (c.other(end)) end++;
-        return end;
-    }
-    return whitespace_end(c, i);
-}
-
-// Llama-3 (max_digits 3) and Qwen2 (max_digits 1):
-// (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max_digits}
-//   | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-size_t match_llama3(const Chars &c, size_t i, size_t max_digits) {
-    if (size_t n = contraction_length(c, i, true)) return i + n;
-    size_t j = !c.letter(i) && !c.number(i) && !c.newline(i) ? i + 1 : i;
-    if (c.letter(j)) {
-        while (c.letter(j)) j++;
-        return j;
-    }
-    if (c.number(i)) {
-        j = i;
-        while (j - i < max_digits && c.number(j)) j++;
-        return j;
-    }
-    j = c.cps[i] == ' ' ? i + 1 : i;
-    if (c.other(j)) {
-        while (c.other(j)) j++;
-        while (c.newline(j)) j++;
-        return j;
-    }
-    // \s*[\r\n]+ : the whitespace run up to and including its last line break, if it has one.
-    size_t run_end = i, last_newline = SIZE_MAX;
-    for (; c.space(run_end); run_end++)
-        if (c.newline(run_end)) last_newline = run_end;
-    if (last_newline != SIZE_MAX) return last_newline + 1;
-    if (c.space(i)) return whitespace_end(c, i);
-    return i + 1;  // unreachable: every character is a letter, number, space or other
-}
-
-// The GPT-2 bytes_to_unicode table: printable bytes stand for themselves, the others for
-// U+0100 onwards, in byte order.
-struct ByteLevelAlphabet {
-    std::array<std::string, 256> char_of_byte;
-    std::array<int16_t, 0x144> byte_of_char;  // -1 where a codepoint is not in the alphabet
-
-    ByteLevelAlphabet() {
-        byte_of_char.fill(-1);
-        uint32_t next_extra = 0x100;
-        for (uint32_t b = 0; b < 256; b++) {
-            const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-            const uint32_t cp = printable ? b : next_extra++;
-            utf8_append(char_of_byte[b], cp);
-            byte_of_char[cp] = int16_t(b);
-        }
-    }
-};
-
-const ByteLevelAlphabet &byte_level_alphabet() {
-    static const ByteLevelAlphabet alphabet;
-    return alphabet;
-}
-
-// The bytes a byte-level token stands for. As the HF ByteLevel decoder does, a token with a
-// character outside the alphabet (an added token, say) stands for its own UTF-8 text.
-std::string byte_level_to_bytes(const std::string &token) {
-    const ByteLevelAlphabet &alphabet = byte_level_alphabet();
-    std::string out;
-    uint32_t cp;
-    for (size_t pos = 0; pos < token.size();) {
-        pos += utf8_decode(token, pos, cp);
-        if (cp >= alphabet.byte_of_char.size() || alphabet.byte_of_char[cp] < 0) return token;
-        out += char(alphabet.byte_of_char[cp]);
-    }
-    return out;
-}
-
-// "<0xXX>" -> XX, -1 for any other text.
-int parse_byte_token(const std::string &text) {
-    if (text.size() != 6 || text.compare(0, 3, "<0x") != 0 || text[5] != '>') return -1;
-    int value = 0;
-    for (size_t i = 3; i < 5; i++) {
-        const char h = text[i];
-        const int digit = h >= '0' && h <= '9' ? h - '0' : h >= 'A' && h <= 'F' ? h - 'A' + 10 : h >= 'a' && h <= 'f' ? h - 'a' + 10 : -1;
-        if (digit < 0) return -1;
-        value = value * 16 + digit;
-    }
-    return value;
-}
+using unicode::utf8_decode;
 
 uint64_t pair_key(int32_t left, int32_t right) { return uint64_t(uint32_t(left)) << 32 | uint32_t(right); }
 
 std::string quoted(std::string_view s) { return "'" + std::string(s.substr(0, 80)) + "'"; }
 
+// A JSON string literal of `s`.
+std::string json_quote(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (uint8_t(c) < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\u00";
+            out += hex[uint8_t(c) >> 4];
+            out += hex[uint8_t(c) & 15];
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+// The Split patterns of the pre-tokenizer names that files without a pipeline carry.
+constexpr const char *kLlama3Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char *kQwen2Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char *kSpaceMark = "\xE2\x96\x81";  // U+2581 "▁"
+
+std::string byte_level_split(const char *pattern) {
+    return R"({"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": )" + json_quote(pattern) +
+           R"(}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]})";
+}
+
+// The pipeline a file without sqllm.tokenizer.pipeline means by its model and pre names, with
+// its added tokens taken from the token types. Checks what only such files can get wrong.
+bool legacy_pipeline(const TokenizerData &d, std::string &json, std::string &error) {
+    const size_t n = d.tokens.size();
+    std::string normalizer = "null", pre = "null", decoder, model;
+    if (d.model == "llama") {
+        if (!d.pre.empty() && d.pre != "default")
+            return error = "pre-tokenizer " + quoted(d.pre) + " is not supported with the llama tokenizer", false;
+        const std::string replace = std::string(R"({"type": "Replace", "pattern": {"String": " "}, "content": ")") + kSpaceMark + "\"}";
+        normalizer = d.add_space_prefix
+                         ? std::string(R"({"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": ")") + kSpaceMark + "\"}, " + replace + "]}"
+                         : replace;
+        decoder = std::string(R"({"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": ")") + kSpaceMark +
+                  R"("}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"})" +
+                  (d.add_space_prefix ? R"(, {"type": "Strip", "content": " ", "start": 1, "stop": 0})" : "") + "]}";
+        bool has_byte[256] = {};
+        for (size_t i = 0; i < n; i++) {
+            if (d.types[i] != TOKEN_BYTE) continue;
+            const std::string &t = d.tokens[i];
+            unsigned value = 0;
+            if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>' || std::sscanf(t.c_str() + 3, "%2X", &value) != 1)
+                return error = "byte token " + std::to_string(i) + " is " + quoted(t) + ", not <0xXX>", false;
+            has_byte[value] = true;
+        }
+        if (!std::all_of(std::begin(has_byte), std::end(has_byte), [](bool b) { return b; }) && d.unk_id < 0)
+            return error = "byte fallback needs all 256 <0xXX> tokens, or an unknown token for what they cannot spell", false;
+        if (d.merges.empty() && d.scores.empty()) return error = "a llama tokenizer needs merges or scores", false;
+        model = R"({"type": "BPE", "byte_fallback": true, "fuse_unk": true, "unk_token": )" +
+                (d.unk_id >= 0 ? json_quote(d.tokens[size_t(d.unk_id)]) : std::string("null")) + "}";
+    } else if (d.model == "gpt2") {
+        if (d.pre == "gpt2") pre = R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})";
+        else if (d.pre == "llama-bpe") pre = byte_level_split(kLlama3Pattern);
+        else if (d.pre == "qwen2") pre = byte_level_split(kQwen2Pattern), normalizer = R"({"type": "NFC"})";
+        else return error = "unknown pre-tokenizer " + quoted(d.pre) + " (gpt2, llama-bpe and qwen2 are known)", false;
+        if (d.merges.empty()) return error = "a gpt2 tokenizer needs merges", false;
+        decoder = R"({"type": "ByteLevel"})";
+        model = std::string(R"({"type": "BPE", "ignore_merges": )") + (d.pre == "llama-bpe" ? "true" : "false") + "}";
+    } else {
+        return error = "unknown tokenizer model " + quoted(d.model) + " (llama and gpt2 are known)", false;
+    }
+    std::string added;
+    for (size_t i = 0; i < n; i++) {
+        const int32_t type = d.types[i];
+        if (d.tokens[i].empty() || (type != TOKEN_CONTROL && type != TOKEN_UNKNOWN && type != TOKEN_USER_DEFINED)) continue;
+        added += (added.empty() ? "" : ", ") + std::string(R"({"id": )") + std::to_string(i) + R"(, "content": )" + json_quote(d.tokens[i]) +
+                 R"(, "special": )" + (type == TOKEN_USER_DEFINED ? "false" : "true") + R"(, "normalized": false})";
+    }
+    json = R"({"normalizer": )" + normalizer + R"(, "pre_tokenizer": )" + pre + R"(, "model": )" + model + R"(, "added_tokens": [)" + added +
+           R"(], "decoder": )" + decoder + "}";
+    return true;
+}
+
+bool read_flag(const Json &object, const char *key, bool &out, std::string &error) {
+    const Json *v = object.find(key);
+    if (!v || v->is_null()) return out = false, true;
+    if (!v->is_bool()) return error = std::string(key) + " is not true or false", false;
+    return out = v->as_bool(), true;
+}
+
+// \w of the Rust regex crate, which HF's single_word test uses.
+bool is_word_character(std::string_view character) {
+    static const std::unique_ptr<Regex> word = [] {
+        std::string error;
+        return Regex::compile(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}])", error);
+    }();
+    return word && !word->find_all(character).empty();
+}
+
+// The last / first character of `text` (empty if none); a stray byte is a character.
+std::string_view last_character(std::string_view text) {
+    if (text.empty()) return text;
+    uint32_t cp;
+    for (size_t back = 4; back >= 2; back--)
+        if (back <= text.size() && utf8_decode(text, text.size() - back, cp) == back && cp < unicode::kRawByte)
+            return text.substr(text.size() - back);
+    return text.substr(text.size() - 1);
+}
+
+std::string_view first_character(std::string_view text) {
+    if (text.empty()) return text;
+    uint32_t cp;
+    return text.substr(0, utf8_decode(text, 0, cp));
+}
+
 }  // namespace
+
+Tokenizer::Tokenizer() = default;
+Tokenizer::~Tokenizer() = default;
+Tokenizer::Tokenizer(Tokenizer &&) noexcept = default;
+Tokenizer &Tokenizer::operator=(Tokenizer &&) noexcept = default;
 
 // ---- building ---------------------------------------------------------------------------------
 
@@ -411,19 +152,6 @@ bool Tokenizer::build(TokenizerData data, Tokenizer &out, std::string &error) {
     const size_t n = data.tokens.size();
     if (n == 0) return error = "there are no tokens", false;
     if (n > size_t(INT32_MAX)) return error = "too many tokens", false;
-    if (data.model == "llama") {
-        t.kind_ = Kind::sentencepiece;
-        if (!data.pre.empty() && data.pre != "default")
-            return error = "pre-tokenizer " + quoted(data.pre) + " is not supported with the llama tokenizer", false;
-    } else if (data.model == "gpt2") {
-        t.kind_ = Kind::byte_level;
-        if (data.pre == "gpt2") t.pre_ = PreTokenizer::gpt2;
-        else if (data.pre == "llama-bpe") t.pre_ = PreTokenizer::llama3;
-        else if (data.pre == "qwen2") t.pre_ = PreTokenizer::qwen2;
-        else return error = "unknown pre-tokenizer " + quoted(data.pre) + " (gpt2, llama-bpe and qwen2 are known)", false;
-    } else {
-        return error = "unknown tokenizer model " + quoted(data.model) + " (llama and gpt2 are known)", false;
-    }
     if (!data.scores.empty() && data.scores.size() != n)
         return error = std::to_string(data.scores.size()) + " scores for " + std::to_string(n) + " tokens", false;
     for (size_t i = 0; i < data.scores.size(); i++)
@@ -438,36 +166,24 @@ bool Tokenizer::build(TokenizerData data, Tokenizer &out, std::string &error) {
         if (id < -1 || id >= int32_t(n))
             return error = std::string(name) + " token id " + std::to_string(id) + " is outside the " + std::to_string(n) + " tokens", false;
 
+    std::string pipeline = data.pipeline;
+    if (pipeline.empty() && !legacy_pipeline(data, pipeline, error)) return false;
+
     t.tokens_ = std::move(data.tokens);
     t.types_ = std::move(data.types);
-    t.ids_.reserve(n);
-    for (size_t i = 0; i < n; i++) t.ids_.emplace(t.tokens_[i], int32_t(i));
     t.bos_id_ = data.bos_id;
     t.eos_id_ = data.eos_id;
     t.unk_id_ = data.unk_id;
     t.pad_id_ = data.pad_id;
     t.add_bos_ = data.add_bos;
     t.add_eos_ = data.add_eos;
-    t.add_space_prefix_ = data.add_space_prefix && t.kind_ == Kind::sentencepiece;
+    if (!t.build_pipeline(pipeline, error)) return false;
 
     t.byte_tokens_.fill(-1);
-    if (t.kind_ == Kind::sentencepiece) {
-        for (size_t i = 0; i < n; i++) {
-            if (t.types_[i] != TOKEN_BYTE) continue;
-            const int b = parse_byte_token(t.tokens_[i]);
-            if (b < 0) return error = "byte token " + std::to_string(i) + " is " + quoted(t.tokens_[i]) + ", not <0xXX>", false;
-            if (t.byte_tokens_[size_t(b)] < 0) t.byte_tokens_[size_t(b)] = int32_t(i);
-        }
-        const bool all_bytes = std::all_of(t.byte_tokens_.begin(), t.byte_tokens_.end(), [](int32_t id) { return id >= 0; });
-        if (!all_bytes && t.unk_id_ < 0)
-            return error = "byte fallback needs all 256 <0xXX> tokens, or an unknown token for what they cannot spell", false;
-    } else {
-        const ByteLevelAlphabet &alphabet = byte_level_alphabet();
-        for (size_t b = 0; b < 256; b++) {
-            t.byte_tokens_[b] = t.find_token(alphabet.char_of_byte[b]);
-            if (t.byte_tokens_[b] < 0)
-                return error = "the byte-level vocabulary lacks " + quoted(alphabet.char_of_byte[b]) + " (byte " + std::to_string(b) + ")", false;
-        }
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        std::snprintf(name, sizeof name, "<0x%02X>", b);
+        t.byte_tokens_[size_t(b)] = t.find_token(name);
     }
 
     if (!data.merges.empty()) {
@@ -485,11 +201,10 @@ bool Tokenizer::build(TokenizerData data, Tokenizer &out, std::string &error) {
             // A repeated pair keeps its last rank, as in HF's BPE (a map built in merge order).
             t.merges_[pair_key(left_id, right_id)] = Merge{int32_t(i), result};
         }
-    } else if (t.kind_ == Kind::sentencepiece) {
+    } else if (!data.scores.empty()) {
         // SentencePiece BPE merges the adjacent pair whose union is the normal token with the
         // highest score. As merge ranks: every split of every normal token into two tokens,
         // ranked by the token's score (equal scores, equal rank; ties go to the leftmost pair).
-        if (data.scores.empty()) return error = "a llama tokenizer needs merges or scores", false;
         std::vector<float> distinct = data.scores;
         std::sort(distinct.begin(), distinct.end(), std::greater<float>());
         distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
@@ -504,30 +219,85 @@ bool Tokenizer::build(TokenizerData data, Tokenizer &out, std::string &error) {
                 if (left >= 0 && right >= 0) t.merges_.emplace(pair_key(left, right), Merge{rank, int32_t(i)});
             }
         }
-    } else {
-        return error = "a gpt2 tokenizer needs merges", false;
     }
-
-    for (size_t i = 0; i < n; i++) {
-        const int32_t type = t.types_[i];
-        if (t.tokens_[i].empty()) continue;
-        if (type == TOKEN_CONTROL || type == TOKEN_UNKNOWN || type == TOKEN_USER_DEFINED) {
-            t.specials_.push_back(Special{int32_t(i), type == TOKEN_USER_DEFINED});
-            t.special_first_bytes_[uint8_t(t.tokens_[i][0])] = true;
-        }
-    }
-    // Longest first, so that the first match at a position is the longest (HF matches added
-    // tokens leftmost-longest).
-    std::stable_sort(t.specials_.begin(), t.specials_.end(), [&](const Special &a, const Special &b) {
-        return t.tokens_[size_t(a.id)].size() > t.tokens_[size_t(b.id)].size();
-    });
     out = std::move(t);
     return true;
 }
 
+// The pipeline object: normalizer, pre_tokenizer, model options, added_tokens and decoder, as
+// tokenizer.json spells them (formats/SPEC.md §5).
+bool Tokenizer::build_pipeline(const std::string &text, std::string &error) {
+    Json spec;
+    if (!Json::parse(text, spec, error)) return error = "the pipeline is not JSON: " + error, false;
+    if (!spec.is_object()) return error = "the pipeline is not a JSON object", false;
+    static const Json null;
+    const auto member = [&](const char *key) -> const Json & {
+        const Json *v = spec.find(key);
+        return v ? *v : null;
+    };
+    normalizer_ = pipeline::make_normalizer(member("normalizer"), error);
+    if (!normalizer_ && !error.empty()) return false;
+    pre_tokenizer_ = pipeline::make_pre_tokenizer(member("pre_tokenizer"), error);
+    if (!pre_tokenizer_ && !error.empty()) return false;
+    decoder_ = pipeline::make_decoder(member("decoder"), error);
+    if (!decoder_ && !error.empty()) return false;
+
+    const Json &model = member("model");
+    if (!model.is_object()) return error = "the pipeline has no model", false;
+    const Json *type = model.find("type");
+    if (!type || !type->is_string() || type->as_string() != "BPE")
+        return error = "model " + (type && type->is_string() ? quoted(type->as_string()) : std::string("(no type)")) + " is not supported (BPE is)", false;
+    if (!read_flag(model, "byte_fallback", byte_fallback_, error) || !read_flag(model, "ignore_merges", ignore_merges_, error) ||
+        !read_flag(model, "fuse_unk", fuse_unk_, error))
+        return error = "model: " + error, false;
+
+    // Added tokens; those not in the model's vocabulary stay out of the BPE's lookups.
+    const size_t n = tokens_.size();
+    special_.assign(n, false);
+    std::vector<bool> model_vocab(n, true);
+    const Json &added = member("added_tokens");
+    if (!added.is_null() && !added.is_array()) return error = "added_tokens is not a list", false;
+    for (const Json &a : added.items()) {
+        const Json *id = a.find("id"), *content = a.find("content");
+        if (!id || !id->is_number() || id->as_number() < 0 || id->as_number() >= double(n) || id->as_number() != std::floor(id->as_number()))
+            return error = "an added token has no id among the " + std::to_string(n) + " tokens", false;
+        AddedToken token{int32_t(id->as_number()), std::string(), false, false, false, false, false};
+        if (!content || !content->is_string() || content->as_string() != tokens_[size_t(token.id)])
+            return error = "added token " + std::to_string(token.id) + " does not have that token's text", false;
+        bool in_model_vocab = true;
+        if (!read_flag(a, "special", token.special, error) || !read_flag(a, "lstrip", token.lstrip, error) ||
+            !read_flag(a, "rstrip", token.rstrip, error) || !read_flag(a, "single_word", token.single_word, error) ||
+            !read_flag(a, "normalized", token.normalized, error))
+            return error = "added token " + std::to_string(token.id) + ": " + error, false;
+        if (const Json *v = a.find("in_model_vocab"); v && v->is_bool()) in_model_vocab = v->as_bool();
+        model_vocab[size_t(token.id)] = in_model_vocab;
+        special_[size_t(token.id)] = token.special;
+        token.match = content->as_string();
+        if (token.normalized && normalizer_) normalizer_->normalize(token.match);
+        if (token.match != content->as_string()) normalized_texts_[token.id] = token.match;
+        if (!token.match.empty()) added_.push_back(std::move(token));
+    }
+    for (size_t i = 0; i < added_.size(); i++) {
+        auto &by_byte = added_[i].normalized ? normalized_added_by_byte_ : raw_added_by_byte_;
+        by_byte[uint8_t(added_[i].match[0])].push_back(int32_t(i));
+    }
+    for (auto *table : {&raw_added_by_byte_, &normalized_added_by_byte_})
+        for (auto &list : *table)
+            std::stable_sort(list.begin(), list.end(), [&](int32_t a, int32_t b) { return added_[size_t(a)].match.size() > added_[size_t(b)].match.size(); });
+
+    vocab_.reserve(n);
+    for (size_t i = 0; i < n; i++)
+        if (types_[i] != TOKEN_UNUSED && model_vocab[i]) vocab_.emplace(tokens_[i], int32_t(i));
+    if (const Json *unk = model.find("unk_token"); unk && !unk->is_null()) {
+        if (!unk->is_string() || (model_unk_id_ = find_token(unk->as_string())) < 0)
+            return error = "model: unk_token is not in the vocabulary", false;
+    }
+    return true;
+}
+
 int32_t Tokenizer::find_token(std::string_view text) const {
-    auto it = ids_.find(std::string(text));
-    return it == ids_.end() ? -1 : it->second;
+    auto it = vocab_.find(std::string(text));
+    return it == vocab_.end() ? -1 : it->second;
 }
 
 // ---- encoding ---------------------------------------------------------------------------------
@@ -535,93 +305,118 @@ int32_t Tokenizer::find_token(std::string_view text) const {
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
     std::vector<int32_t> out;
     if (add_bos && bos_id_ >= 0) out.push_back(bos_id_);
-    size_t segment = 0;  // start of the text not yet encoded
-    for (size_t pos = 0; pos < text.size(); pos++) {
-        if (!special_first_bytes_[uint8_t(text[pos])]) continue;
-        for (const Special &s : specials_) {
-            const std::string &s_text = tokens_[size_t(s.id)];
-            if ((s.always || parse_special) && text.compare(pos, s_text.size(), s_text) == 0) {
-                encode_segment(text.substr(segment, pos - segment), out);
-                out.push_back(s.id);
-                pos += s_text.size() - 1;
-                segment = pos + 1;
-                break;
-            }
+    std::vector<Segment> raw, normalized_segments;
+    split_added(text, false, parse_special, true, raw);
+    for (const Segment &s : raw) {
+        if (s.id >= 0) {
+            out.push_back(s.id);
+            continue;
+        }
+        std::string normalized(s.text);
+        if (normalizer_) normalizer_->normalize(normalized);
+        normalized_segments.clear();
+        split_added(normalized, true, parse_special, s.at_start, normalized_segments);
+        for (const Segment &n : normalized_segments) {
+            if (n.id >= 0) out.push_back(n.id);
+            else encode_text(n.text, n.at_start, out);
         }
     }
-    encode_segment(text.substr(segment), out);
     return out;
 }
 
-void Tokenizer::encode_segment(std::string_view text, std::vector<int32_t> &out) const {
-    if (text.empty()) return;
-    if (kind_ == Kind::sentencepiece) encode_sentencepiece(text, out);
-    else encode_byte_level(text, out);
+// HF's AddedVocabulary::find_matches: leftmost-longest matches of the added tokens of one kind
+// (raw or normalized); a match that is skipped (a special token without parse_special, a
+// single_word token inside a word) still ends the search there. lstrip / rstrip take the
+// whitespace next to a token into it.
+void Tokenizer::split_added(std::string_view text, bool normalized, bool parse_special, bool at_start, std::vector<Segment> &out) const {
+    const auto &by_byte = normalized ? normalized_added_by_byte_ : raw_added_by_byte_;
+    size_t start_offset = 0;
+    for (size_t pos = 0; pos < text.size();) {
+        const AddedToken *found = nullptr;
+        for (int32_t i : by_byte[uint8_t(text[pos])]) {
+            const AddedToken &a = added_[size_t(i)];
+            if (text.compare(pos, a.match.size(), a.match) == 0) {
+                found = &a;
+                break;
+            }
+        }
+        if (!found) {
+            pos++;
+            continue;
+        }
+        size_t start = pos, stop = pos + found->match.size();
+        pos = stop;
+        if (found->special && !parse_special) continue;
+        if (found->single_word) {
+            const bool start_space = start == 0 || !is_word_character(last_character(text.substr(0, start)));
+            const bool stop_space = stop == text.size() || !is_word_character(first_character(text.substr(stop)));
+            if (!start_space || !stop_space) continue;
+        }
+        uint32_t cp;
+        if (found->lstrip) {
+            size_t new_start = start;
+            while (new_start > 0) {
+                const std::string_view last = last_character(text.substr(0, new_start));
+                utf8_decode(last, 0, cp);
+                if (!unicode::is_whitespace(cp)) break;
+                new_start -= last.size();
+            }
+            start = std::max(new_start, start_offset);
+        }
+        if (found->rstrip) {
+            for (size_t length; stop < text.size(); stop += length) {
+                length = utf8_decode(text, stop, cp);
+                if (!unicode::is_whitespace(cp)) break;
+            }
+        }
+        if (start_offset < start) out.push_back({text.substr(start_offset, start - start_offset), -1, at_start && start_offset == 0});
+        out.push_back({text.substr(start, stop - start), found->id, false});
+        start_offset = stop;
+    }
+    if (start_offset < text.size() || text.empty()) out.push_back({text.substr(std::min(start_offset, text.size())), -1, at_start && start_offset == 0});
 }
 
-// HF's legacy Llama normalizer, Prepend("▁") then Replace(" ", "▁"), runs on each piece of
-// text between added tokens, so each one gets its own dummy prefix. The whole piece is then
-// one BPE word: there is no pre-tokenizer.
-void Tokenizer::encode_sentencepiece(std::string_view text, std::vector<int32_t> &out) const {
-    std::string normalized;
-    normalized.reserve(text.size() + text.size() / 2 + 3);
-    if (add_space_prefix_) normalized += kSpaceMark;
-    for (char c : text) {
-        if (c == ' ') normalized += kSpaceMark;
-        else normalized += c;
+void Tokenizer::encode_text(std::string_view text, bool at_start, std::vector<int32_t> &out) const {
+    if (text.empty()) return;
+    std::vector<pipeline::Piece> pieces{{std::string(text), at_start}};
+    if (pre_tokenizer_) pre_tokenizer_->pre_tokenize(pieces);
+    for (const pipeline::Piece &p : pieces) encode_word(p.text, out);
+}
+
+// HF's BPE::merge_word: one symbol per character, or its <0xXX> bytes with byte_fallback, or
+// the unk token (runs of them fused with fuse_unk); a character none of these spell is dropped.
+void Tokenizer::encode_word(std::string_view word, std::vector<int32_t> &out) const {
+    if (word.empty()) return;
+    if (ignore_merges_) {
+        if (const int32_t id = find_token(word); id >= 0) {
+            out.push_back(id);
+            return;
+        }
     }
     std::vector<int32_t> symbols;
-    symbols.reserve(normalized.size());
+    symbols.reserve(word.size());
+    bool unk_pending = false;
     uint32_t cp;
-    for (size_t pos = 0, length; pos < normalized.size(); pos += length) {
-        length = utf8_decode(normalized, pos, cp);
-        const std::string_view ch = std::string_view(normalized).substr(pos, length);
-        const int32_t id = cp < kRawByte ? find_token(ch) : -1;
-        if (id >= 0) {
+    for (size_t pos = 0, length; pos < word.size(); pos += length) {
+        length = utf8_decode(word, pos, cp);
+        const std::string_view ch = word.substr(pos, length);
+        if (const int32_t id = find_token(ch); id >= 0) {
+            if (unk_pending) symbols.push_back(model_unk_id_), unk_pending = false;
             symbols.push_back(id);
             continue;
         }
-        const bool spellable = std::all_of(ch.begin(), ch.end(), [&](char b) { return byte_tokens_[uint8_t(b)] >= 0; });
-        if (spellable) {
+        if (byte_fallback_ && std::all_of(ch.begin(), ch.end(), [&](char b) { return byte_tokens_[uint8_t(b)] >= 0; })) {
             for (char b : ch) symbols.push_back(byte_tokens_[uint8_t(b)]);
-        } else {
-            symbols.push_back(unk_id_);  // build() made sure there is one
+            continue;
+        }
+        if (model_unk_id_ >= 0) {
+            if (unk_pending && !fuse_unk_) symbols.push_back(model_unk_id_);
+            unk_pending = true;
         }
     }
+    if (unk_pending) symbols.push_back(model_unk_id_);
     apply_merges(symbols);
     out.insert(out.end(), symbols.begin(), symbols.end());
-}
-
-void Tokenizer::encode_byte_level(std::string_view text, std::vector<int32_t> &out) const {
-    std::string normalized;
-    if (pre_ == PreTokenizer::qwen2 && may_change_under_nfc(text)) {
-        normalized = nfc(text);
-        text = normalized;
-    }
-    const Chars chars(text);
-    const ByteLevelAlphabet &alphabet = byte_level_alphabet();
-    std::vector<int32_t> symbols;
-    for (size_t i = 0; i < chars.size();) {
-        const size_t end = pre_ == PreTokenizer::gpt2     ? match_gpt2(chars, i)
-                           : pre_ == PreTokenizer::llama3 ? match_llama3(chars, i, 3)
-                                                          : match_llama3(chars, i, 1);
-        const std::string_view piece = text.substr(chars.offsets[i], chars.offsets[end] - chars.offsets[i]);
-        i = end;
-        if (pre_ == PreTokenizer::llama3) {
-            // Llama-3's BPE has ignore_merges: a piece that is a token is taken whole.
-            std::string mapped;
-            for (char b : piece) mapped += alphabet.char_of_byte[uint8_t(b)];
-            const int32_t id = find_token(mapped);
-            if (id >= 0) {
-                out.push_back(id);
-                continue;
-            }
-        }
-        symbols.clear();
-        for (char b : piece) symbols.push_back(byte_tokens_[uint8_t(b)]);
-        apply_merges(symbols);
-        out.insert(out.end(), symbols.begin(), symbols.end());
-    }
 }
 
 // BPE as HF's Word::merge_all: repeatedly merge the adjacent pair of lowest rank, the leftmost
@@ -667,63 +462,36 @@ void Tokenizer::apply_merges(std::vector<int32_t> &symbols) const {
 // ---- decoding ---------------------------------------------------------------------------------
 
 std::string Tokenizer::token_to_piece(int32_t id, bool special) const {
-    if (id < 0 || id >= vocab_size()) return {};
-    const std::string &text = tokens_[size_t(id)];
-    switch (types_[size_t(id)]) {
-    case TOKEN_UNUSED:
-        return {};
-    case TOKEN_CONTROL:
-    case TOKEN_UNKNOWN:
-        if (!special) return {};
-        break;
-    case TOKEN_BYTE:
-        if (kind_ == Kind::sentencepiece) return std::string(1, char(parse_byte_token(text)));
-        break;
-    default:
-        break;
-    }
-    if (kind_ == Kind::byte_level) return byte_level_to_bytes(text);
-    std::string out;
-    out.reserve(text.size());
-    for (size_t pos = 0; pos < text.size();) {
-        if (text.compare(pos, kSpaceMark.size(), kSpaceMark) == 0) {
-            out += ' ';
-            pos += kSpaceMark.size();
-        } else {
-            out += text[pos++];
-        }
-    }
-    return out;
+    if (id < 0 || id >= vocab_size() || types_[size_t(id)] == TOKEN_UNUSED) return {};
+    if (special_[size_t(id)] && !special) return {};
+    std::string text = decoder_text(id);
+    if (decoder_) decoder_->piece(text);
+    return text;
 }
 
-// HF decoders: for llama, Replace("▁", " "), ByteFallback (a run of byte tokens that is not
-// valid UTF-8 becomes one U+FFFD per byte), Fuse, Strip one leading space; for byte-level,
-// the bytes of all tokens read as UTF-8 with from_utf8_lossy. Ids HF does not know (unused
-// padding rows) give nothing.
+// The text the decoder gets for a token: an added token as it is matched, normalized.
+const std::string &Tokenizer::decoder_text(int32_t id) const {
+    auto it = normalized_texts_.find(id);
+    return it == normalized_texts_.end() ? tokens_[size_t(id)] : it->second;
+}
+
+// HF's Tokenizer::decode: the texts of the known ids (less special tokens with skip_special)
+// through the decoder, joined; without a decoder, joined by spaces.
 std::string Tokenizer::decode(const std::vector<int32_t> &ids, bool skip_special) const {
-    std::string out, byte_run;
-    const auto flush_byte_run = [&] {
-        if (is_valid_utf8(byte_run)) {
-            out += byte_run;
-        } else {
-            for (size_t i = 0; i < byte_run.size(); i++) out += kReplacementCharacter;
-        }
-        byte_run.clear();
-    };
+    std::vector<std::string> texts;
+    texts.reserve(ids.size());
     for (int32_t id : ids) {
-        if (id < 0 || id >= vocab_size()) continue;
-        const int32_t type = types_[size_t(id)];
-        if (skip_special && (type == TOKEN_CONTROL || type == TOKEN_UNKNOWN)) continue;
-        if (kind_ == Kind::sentencepiece && type == TOKEN_BYTE) {
-            byte_run += token_to_piece(id);
-            continue;
-        }
-        if (!byte_run.empty()) flush_byte_run();
-        out += token_to_piece(id, true);
+        if (id < 0 || id >= vocab_size() || types_[size_t(id)] == TOKEN_UNUSED) continue;
+        if (skip_special && special_[size_t(id)]) continue;
+        texts.push_back(decoder_text(id));
     }
-    if (!byte_run.empty()) flush_byte_run();
-    if (add_space_prefix_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
-    return utf8_lossy(out);
+    if (decoder_) decoder_->decode_chain(texts);
+    std::string out;
+    for (size_t i = 0; i < texts.size(); i++) {
+        if (i && !decoder_) out += ' ';
+        out += texts[i];
+    }
+    return unicode::utf8_lossy(out);
 }
 
 }  // namespace sqllm

@@ -1,18 +1,20 @@
-// The runtime's tokenizer: text <-> token ids, from the GGUF-standard tokenizer keys of
-// formats/SPEC.md §5, giving the same ids as Hugging Face `tokenizers` for the two kinds the
-// converter writes:
-//   "llama": SentencePiece-style BPE over text with " " written as "▁", optional dummy-prefix
-//            "▁", `<0xXX>` byte fallback; merge ranks from `merges`, else token scores;
-//   "gpt2":  byte-level BPE with merges after a pre-tokenizer split ("gpt2", "llama-bpe",
-//            "qwen2"; "qwen2" normalizes to NFC first).
+// The runtime's tokenizer: text <-> token ids with the semantics of Hugging Face `tokenizers`.
+// It interprets the pipeline of a tokenizer.json (formats/SPEC.md §5): added tokens, the
+// normalizer, the pre-tokenizer, the BPE model and the decoder, component by component
+// (tokenizer_pipeline.h). A file without the pipeline key (written before it existed) names
+// one of a few pipelines with the GGUF keys `tokenizer.ggml.model` / `pre`, which build()
+// spells out as the same data.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "tokenizer_pipeline.h"
 
 namespace sqllm {
 
@@ -29,7 +31,8 @@ enum TokenType : int32_t {
 // The tokenizer keys as read from a file; ids are -1 where the key is absent.
 struct TokenizerData {
     std::string model;                 // tokenizer.ggml.model: "llama" or "gpt2"
-    std::string pre;                   // tokenizer.ggml.pre (gpt2 only)
+    std::string pre;                   // tokenizer.ggml.pre
+    std::string pipeline;              // sqllm.tokenizer.pipeline (JSON), empty if absent
     std::vector<std::string> tokens;   // one per id
     std::vector<float> scores;         // empty, or one per token
     std::vector<int32_t> types;        // empty (all normal), or one TokenType per token
@@ -40,24 +43,31 @@ struct TokenizerData {
 
 class Tokenizer {
 public:
-    // Checks `data` and builds the lookup tables. On bad data returns false and says why in
-    // `error`; `out` is then left as it was.
+    Tokenizer();
+    ~Tokenizer();
+    Tokenizer(Tokenizer &&) noexcept;
+    Tokenizer &operator=(Tokenizer &&) noexcept;
+
+    // Checks `data` and builds the pipeline and lookup tables. On bad data (a component that
+    // is not supported, a malformed one) returns false and says why in `error`; `out` is then
+    // left as it was.
     static bool build(TokenizerData data, Tokenizer &out, std::string &error);
 
-    // Token ids of `text` (any bytes; invalid UTF-8 is kept byte by byte). add_bos puts BOS
-    // first when there is one; EOS is never appended (see add_eos()). With parse_special,
-    // control and unknown tokens written literally in the text (`<|im_start|>`, `<s>`) become
-    // their ids; user-defined tokens always do, as in Hugging Face tokenizers.
+    // Token ids of `text` (any bytes; invalid UTF-8 is kept byte by byte where the vocabulary
+    // can spell it). add_bos puts BOS first when there is one; EOS is never appended (see
+    // add_eos()). Without parse_special, special added tokens written in the text
+    // (`<|im_start|>`, `<s>`) are plain text, as with HF's encode_special_tokens; other added
+    // tokens are always matched.
     std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
 
-    // The bytes a token stands for: "▁" -> " ", `<0xXX>` -> that byte, byte-level characters ->
-    // their bytes. Control and unknown tokens give their text only with `special`, unused
-    // tokens nothing. May be an incomplete UTF-8 sequence; concatenating pieces gives the text.
+    // The bytes a token stands for in the middle of a text: what the decoder makes of it alone
+    // ("▁the" -> " the", `<0x0A>` -> "\n", byte-level characters -> their bytes). Special
+    // tokens give their text only with `special`, unused tokens nothing. May be an incomplete
+    // UTF-8 sequence.
     std::string token_to_piece(int32_t id, bool special = false) const;
 
-    // Text of `ids` as Hugging Face `Tokenizer.decode` gives it: always valid UTF-8 (invalid
-    // bytes become U+FFFD as it does), the dummy-prefix space dropped. Ids outside the
-    // vocabulary are skipped.
+    // Text of `ids` as Hugging Face `Tokenizer.decode` gives it: always valid UTF-8. Ids outside
+    // the vocabulary and unused padding rows are skipped.
     std::string decode(const std::vector<int32_t> &ids, bool skip_special) const;
 
     int32_t vocab_size() const { return int32_t(tokens_.size()); }
@@ -71,34 +81,50 @@ public:
     bool add_eos() const { return add_eos_; }
 
 private:
-    enum class Kind { sentencepiece, byte_level };
-    enum class PreTokenizer { none, gpt2, llama3, qwen2 };
     struct Merge {
         int32_t rank;    // lower merges first
         int32_t result;  // the merged token
     };
-    struct Special {
+    struct AddedToken {
         int32_t id;
-        bool always;  // user-defined: matched even without parse_special
+        std::string match;  // the text it is found as: its content, normalized if `normalized`
+        bool special, lstrip, rstrip, single_word, normalized;
+    };
+    struct Segment {
+        std::string_view text;
+        int32_t id;     // an added token, or -1 for text
+        bool at_start;  // the text begins at offset 0 of the input
     };
 
-    void encode_segment(std::string_view text, std::vector<int32_t> &out) const;
-    void encode_sentencepiece(std::string_view text, std::vector<int32_t> &out) const;
-    void encode_byte_level(std::string_view text, std::vector<int32_t> &out) const;
+    bool build_pipeline(const std::string &json, std::string &error);
+    void split_added(std::string_view text, bool normalized, bool parse_special, bool at_start, std::vector<Segment> &out) const;
+    void encode_text(std::string_view text, bool at_start, std::vector<int32_t> &out) const;
+    void encode_word(std::string_view word, std::vector<int32_t> &out) const;
     void apply_merges(std::vector<int32_t> &symbols) const;
+    const std::string &decoder_text(int32_t id) const;
     int32_t find_token(std::string_view text) const;
 
-    Kind kind_ = Kind::sentencepiece;
-    PreTokenizer pre_ = PreTokenizer::none;
     std::vector<std::string> tokens_;
     std::vector<int32_t> types_;
-    std::unordered_map<std::string, int32_t> ids_;     // text -> lowest id with that text
+    std::vector<bool> special_;                        // per id: a special added token
+    // Added tokens whose text the normalizer changes are decoded from their normalized text.
+    std::unordered_map<int32_t, std::string> normalized_texts_;
+    std::unordered_map<std::string, int32_t> vocab_;   // the BPE model's vocabulary: text -> id
     std::unordered_map<uint64_t, Merge> merges_;       // (left id << 32 | right id) -> merge
-    std::vector<Special> specials_;                    // added tokens, longest first
-    std::array<bool, 256> special_first_bytes_{};      // bytes an added token starts with
-    std::array<int32_t, 256> byte_tokens_{};           // byte -> `<0xXX>` or byte-level token, -1 if none
+    std::array<int32_t, 256> byte_tokens_{};           // byte -> `<0xXX>`, -1 if none
+    bool byte_fallback_ = false, ignore_merges_ = false, fuse_unk_ = false;
+    int32_t model_unk_id_ = -1;                        // the BPE model's unk_token
+
+    std::vector<AddedToken> added_;
+    // Per first byte, the added tokens matched in raw / normalized text, longest first.
+    std::array<std::vector<int32_t>, 256> raw_added_by_byte_, normalized_added_by_byte_;
+
+    std::unique_ptr<pipeline::Normalizer> normalizer_;
+    std::unique_ptr<pipeline::PreTokenizer> pre_tokenizer_;
+    std::unique_ptr<pipeline::Decoder> decoder_;
+
     int32_t bos_id_ = -1, eos_id_ = -1, unk_id_ = -1, pad_id_ = -1;
-    bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
+    bool add_bos_ = false, add_eos_ = false;
 };
 
 }  // namespace sqllm

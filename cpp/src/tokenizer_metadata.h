@@ -24,6 +24,7 @@ TokenizerData read_tokenizer_metadata(Source &src) {
     d.model = src.string(KEY_TOKENIZER_MODEL);
     d.tokens = src.strings(KEY_TOKENIZER_TOKENS);
     if (src.has(KEY_TOKENIZER_PRE)) d.pre = src.string(KEY_TOKENIZER_PRE);
+    if (src.has(KEY_TOKENIZER_PIPELINE)) d.pipeline = src.string(KEY_TOKENIZER_PIPELINE);
     if (src.has(KEY_TOKENIZER_SCORES)) d.scores = src.floats(KEY_TOKENIZER_SCORES);
     if (src.has(KEY_TOKENIZER_TOKEN_TYPE)) d.types = src.ints(KEY_TOKENIZER_TOKEN_TYPE);
     if (src.has(KEY_TOKENIZER_MERGES)) d.merges = src.strings(KEY_TOKENIZER_MERGES);

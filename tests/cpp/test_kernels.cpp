@@ -266,7 +266,7 @@ void test_fp16() {
     // pattern plus the boundaries (overflow to inf, ties, the subnormal range).
     std::vector<std::pair<double, uint16_t>> finite;  // every finite non-negative half, ascending
     for (uint32_t h = 0; h < 0x7c00; h++) finite.push_back({double(kernels::fp16_to_fp32(uint16_t(h))), uint16_t(h)});
-    auto nearest_even = [&](float f) -> uint16_t {
+    auto nearest_even = [&](double f) -> uint16_t {
         const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
         const double a = std::fabs(double(f));
         if (std::isnan(f)) return 0x7e00;
@@ -296,6 +296,22 @@ void test_fp16() {
     size_t mismatches = 0;
     for (float f : inputs) mismatches += kernels::fp32_to_fp16(f) != nearest_even(f);
     check(mismatches == 0, fmt("fp32_to_fp16 rounds to nearest even like a double-precision search (%zu inputs)", inputs.size()));
+
+    // fp64 -> fp16 (8-bit LUT entries, SPEC §4): one rounding, also where a detour through
+    // float would round twice (just above a tie, below float's precision), and on LUT-like
+    // values lo + step * level of random finite halves.
+    std::vector<double> doubles = {1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40), 1.0 + std::ldexp(1.0, -11) - std::ldexp(1.0, -40),
+                                   1.0 + std::ldexp(1.0, -11), 1.0 + std::ldexp(3.0, -11), std::ldexp(1.0, -25) + std::ldexp(1.0, -60),
+                                   std::ldexp(1.0, -25), -std::ldexp(3.0, -26), 65519.99999, 65520.0, 0.0, -0.0, 1e300, -1e-300};
+    Rng rng(7);
+    for (int i = 0; i < 200000; i++) {
+        const uint16_t lo = uint16_t(rng.below(0x7c00) | (rng.below(2) << 15));
+        const uint16_t step = uint16_t(rng.below(0x7c00));
+        doubles.push_back(double(kernels::fp16_to_fp32(lo)) + double(kernels::fp16_to_fp32(step)) * double(rng.byte()));
+    }
+    mismatches = 0;
+    for (double d : doubles) mismatches += kernels::fp64_to_fp16(d) != nearest_even(d);
+    check(mismatches == 0, fmt("fp64_to_fp16 rounds once to nearest even (%zu inputs)", doubles.size()));
 
     // The bulk converters of each table agree with fp16.h bit for bit (F16C on AVX2).
     std::vector<uint16_t> halves(65536);

@@ -55,7 +55,7 @@ int main() {
         size_t n;
         check(sqllm_model_meta_string(model, "general.architecture", &s, &n) == SQLLM_OK && std::string(s, n) == "sqllm", "architecture");
         int64_t v;
-        check(sqllm_model_meta_int(model, "sqllm.format_version", &v) == SQLLM_OK && v == 1, "format version");
+        check(sqllm_model_meta_int(model, "sqllm.format_version", &v) == SQLLM_OK && v == 3, "format version");
         check(sqllm_model_meta_int(model, "general.architecture", &v) == SQLLM_ERR_TYPE, "type mismatch is reported");
         check(sqllm_model_meta_int(model, "no.such.key", &v) == SQLLM_ERR_NOT_FOUND, "missing key is reported");
         check(std::strstr(sqllm_last_error(), "no.such.key") != nullptr, "error names the key");
