@@ -1,6 +1,8 @@
 """Shared fixtures: the bundled model, a real Fisher file for it, and the dev model when present."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +40,22 @@ def dev_model() -> Path:
             pytest.fail(f"dev model not found at {path} (run ../shared/tools/get_dev_model.sh)")
         pytest.skip(f"dev model not found at {path}")
     return path
+
+
+# A Llama-2-style template over stories260K's vocabulary: it writes bos_token itself.
+STORY_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                  "{% if add_generation_prompt %}assistant:{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def chat_model(tmp_path_factory) -> Path:
+    """stories260K converted with a chat template in its tokenizer_config.json."""
+    d = tmp_path_factory.mktemp("chat")
+    src = d / "hf"
+    shutil.copytree(STORIES, src)
+    config_path = src / "tokenizer_config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config["chat_template"] = STORY_TEMPLATE
+    config_path.write_text(json.dumps(config))
+    sqconvert(src, "-o", d / "chat.sqf", "--bits", 4, "--quiet")
+    return d / "chat.sqf"

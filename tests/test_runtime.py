@@ -203,11 +203,12 @@ def test_sqrun_cli(stories_q):
     text.write_text(TEXT)
     p = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(f), "--perplexity", str(text), "--ctx", "128",
                         "--kv-cache", "f32"], capture_output=True, text=True, check=True)
-    value = float(p.stdout.split("perplexity:")[1])
+    value = float(p.stdout.split("perplexity:")[1].split("+/-")[0])
+    assert "tokens, " in p.stdout and float(p.stdout.split("+/-")[1].split()[0]) > 0
     assert value == pytest.approx(Model(f, kv_cache="f32").perplexity(TEXT, ctx=128), rel=1e-4)
     p = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(f), "--prompt", "x", "--top-p", "2"],
                        capture_output=True, text=True)
-    assert p.returncode == 1 and "top-p" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "--top-p" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_contexts_share_a_model_across_threads(stories_q):
@@ -252,11 +253,13 @@ def test_python_and_c_generators_give_the_same_tokens(stories_q):
     class SamplerParams(ctypes.Structure):
         _fields_ = [("temperature", ctypes.c_float), ("top_k", ctypes.c_int32), ("top_p", ctypes.c_float),
                     ("min_p", ctypes.c_float), ("repetition_penalty", ctypes.c_float),
-                    ("repetition_window", ctypes.c_int32), ("seed", ctypes.c_uint64)]
+                    ("repetition_window", ctypes.c_int32), ("seed", ctypes.c_uint64),
+                    ("presence_penalty", ctypes.c_float), ("frequency_penalty", ctypes.c_float)]
 
     class Stats(ctypes.Structure):
         _fields_ = [("prompt_tokens", ctypes.c_int32), ("generated_tokens", ctypes.c_int32),
-                    ("prompt_seconds", ctypes.c_double), ("decode_seconds", ctypes.c_double)]
+                    ("prompt_seconds", ctypes.c_double), ("decode_seconds", ctypes.c_double),
+                    ("end_reason", ctypes.c_int32)]
 
     callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t,
                                      ctypes.c_void_p)
@@ -288,6 +291,7 @@ def test_python_and_c_generators_give_the_same_tokens(stories_q):
             assert text == b"".join(pieces).decode("utf-8", "replace") and len(tokens) > 5
             assert ours.last_stats.generated_tokens == stats.generated_tokens == len(tokens)
             assert ours.last_stats.prompt_tokens == stats.prompt_tokens
+            assert stats.end_reason in (1, 2)  # SQLLM_END_MAX_TOKENS, SQLLM_END_TOKEN
     finally:
         lib.sqllm_context_free(ctx)
         lib.sqllm_model_free(model)

@@ -28,7 +28,7 @@ sqllm::KvMethod kv_method_of(const std::string &name) {
 }
 
 sqllm::SamplerParams sampler_params(float temperature, int32_t top_k, float top_p, float min_p, float repetition_penalty,
-                                    int32_t repetition_window, uint64_t seed) {
+                                    int32_t repetition_window, uint64_t seed, float presence_penalty, float frequency_penalty) {
     sqllm::SamplerParams p;
     p.temperature = temperature;
     p.top_k = top_k;
@@ -37,7 +37,19 @@ sqllm::SamplerParams sampler_params(float temperature, int32_t top_k, float top_
     p.repetition_penalty = repetition_penalty;
     p.repetition_window = repetition_window;
     p.seed = seed;
+    p.presence_penalty = presence_penalty;
+    p.frequency_penalty = frequency_penalty;
     return p;
+}
+
+const char *end_reason_name(sqllm::EndReason r) {
+    switch (r) {
+    case sqllm::EndReason::MAX_TOKENS: return "max_tokens";
+    case sqllm::EndReason::END_TOKEN: return "end_token";
+    case sqllm::EndReason::CONTEXT_FULL: return "context_full";
+    case sqllm::EndReason::NONE: break;
+    }
+    return "none";
 }
 
 }  // namespace
@@ -57,6 +69,8 @@ void register_runtime(py::module_ &m) {
              "guard_mapping: see sqllm_load_params in sqllm.h (a process-wide SIGBUS handler).")
         .def_property_readonly("vocab_size", [](const sqllm::Model &mdl) { return mdl.config().vocab_size; })
         .def_property_readonly("context_length", [](const sqllm::Model &mdl) { return mdl.config().context_length; })
+        .def_property_readonly("family", [](const sqllm::Model &mdl) { return mdl.config().family; })
+        .def_property_readonly("num_layers", [](const sqllm::Model &mdl) { return mdl.config().num_layers; })
         .def_property_readonly("bos", [](const sqllm::Model &mdl) { return mdl.tokenizer().bos_id(); })
         .def_property_readonly("eos", [](const sqllm::Model &mdl) { return mdl.tokenizer().eos_id(); })
         .def_property_readonly("add_bos", [](const sqllm::Model &mdl) { return mdl.tokenizer().add_bos(); })
@@ -95,6 +109,8 @@ void register_runtime(py::module_ &m) {
         .def_property_readonly("n_ctx", &sqllm::Context::n_ctx)
         .def_property_readonly("n_threads", &sqllm::Context::n_threads)
         .def("reset", &sqllm::Context::reset)
+        .def("truncate", &sqllm::Context::truncate, py::arg("n"), "Keep the first n tokens of the sequence.")
+        .def_property_readonly("tokens", &sqllm::Context::tokens, "The token ids of the sequence held.")
         .def("eval", [](sqllm::Context &ctx, const IdArray &ids, bool all_logits) {
             std::vector<int32_t> v = to_ids(ids);
             if (v.empty()) throw py::value_error("no tokens to evaluate");
@@ -125,16 +141,25 @@ void register_runtime(py::module_ &m) {
     const sqllm::SamplerParams sd = sqllm::default_sampler_params();
     py::class_<sqllm::Generator>(m, "Generator", "Step-by-step generation over a Context (sqllm_generator_*).")
         .def(py::init([](sqllm::Context &ctx, const py::object &prompt, int max_tokens, float temperature, int top_k, float top_p,
-                         float min_p, float repetition_penalty, int repetition_window, uint64_t seed) {
-                 const std::string bytes = text_bytes(prompt);
-                 const sqllm::SamplerParams p = sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, repetition_window, seed);
+                         float min_p, float repetition_penalty, int repetition_window, uint64_t seed, float presence_penalty,
+                         float frequency_penalty) {
+                 const sqllm::SamplerParams p = sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, repetition_window,
+                                                               seed, presence_penalty, frequency_penalty);
+                 if (py::isinstance<py::str>(prompt) || py::isinstance<py::bytes>(prompt)) {
+                     const std::string bytes = text_bytes(prompt);
+                     py::gil_scoped_release release;
+                     return std::make_unique<sqllm::Generator>(ctx, bytes, max_tokens, p);
+                 }
+                 std::vector<int32_t> ids = to_ids(prompt.cast<IdArray>());
                  py::gil_scoped_release release;
-                 return std::make_unique<sqllm::Generator>(ctx, bytes, max_tokens, p);
+                 return std::make_unique<sqllm::Generator>(ctx, std::move(ids), max_tokens, p);
              }),
              py::arg("ctx"), py::arg("prompt"), py::arg("max_tokens"), py::arg("temperature") = sd.temperature,
              py::arg("top_k") = sd.top_k, py::arg("top_p") = sd.top_p, py::arg("min_p") = sd.min_p,
              py::arg("repetition_penalty") = sd.repetition_penalty, py::arg("repetition_window") = sd.repetition_window,
-             py::arg("seed") = sd.seed, py::keep_alive<1, 2>())
+             py::arg("seed") = sd.seed, py::arg("presence_penalty") = sd.presence_penalty,
+             py::arg("frequency_penalty") = sd.frequency_penalty, py::keep_alive<1, 2>(),
+             "prompt: text (tokenized, BOS first on an empty context when the model adds one) or token ids (as they are).")
         .def("next", [](sqllm::Generator &g) -> py::object {
             int32_t token;
             {
@@ -152,7 +177,9 @@ void register_runtime(py::module_ &m) {
             d["prompt_seconds"] = s.prompt_seconds;
             d["decode_seconds"] = s.decode_seconds;
             return d;
-        });
+        })
+        .def_property_readonly("end_reason", [](const sqllm::Generator &g) { return end_reason_name(g.end_reason()); },
+                               "none, max_tokens, end_token or context_full (SQLLM_END_*).");
 
     py::class_<sqllm::QuantKvCache>(m, "QuantKvCache", "The KVQuant cache on its own, to check it against the reference.")
         .def(py::init([](const sqllm::Model &mdl, int n_ctx, int bits, const std::string &method) {
@@ -182,12 +209,14 @@ void register_runtime(py::module_ &m) {
         .def("bytes_used", &sqllm::QuantKvCache::bytes_used, py::arg("n_tokens"));
 
     m.def("sample", [](const F32Array &logits, const IdArray &history, float temperature, int top_k, float top_p, float min_p,
-                       float repetition_penalty, int repetition_window, uint64_t seed) {
+                       float repetition_penalty, int repetition_window, uint64_t seed, float presence_penalty, float frequency_penalty) {
         if (logits.ndim() != 1 || logits.size() == 0) throw py::value_error("logits must be a non-empty 1-D array");
-        sqllm::Sampler sampler(sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, repetition_window, seed));
+        sqllm::Sampler sampler(sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, repetition_window, seed,
+                                              presence_penalty, frequency_penalty));
         return sampler.sample(logits.data(), int32_t(logits.size()), to_ids(history));
     }, py::arg("logits"), py::arg("history"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
-       py::arg("min_p"), py::arg("repetition_penalty"), py::arg("repetition_window"), py::arg("seed"));
+       py::arg("min_p"), py::arg("repetition_penalty"), py::arg("repetition_window"), py::arg("seed"),
+       py::arg("presence_penalty") = 0.0f, py::arg("frequency_penalty") = 0.0f);
 
     m.def("perplexity_windows", [](const std::vector<int32_t> &body, int window, int bos) {
         return sqllm::perplexity_windows(body, window, bos);

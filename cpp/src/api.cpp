@@ -279,6 +279,14 @@ sqllm_status sqllm_context_reset(sqllm_context *ctx) {
 }
 
 int32_t sqllm_context_n_past(const sqllm_context *ctx) { return ctx ? ctx->ctx->n_past() : 0; }
+
+sqllm_status sqllm_context_truncate(sqllm_context *ctx, int32_t n) {
+    return guarded([&] {
+        if (!ctx) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_context_truncate: NULL context");
+        ctx->ctx->truncate(n);
+        return SQLLM_OK;
+    });
+}
 int32_t sqllm_context_n_ctx(const sqllm_context *ctx) { return ctx ? ctx->ctx->n_ctx() : 0; }
 int32_t sqllm_context_kv_bits(const sqllm_context *ctx) { return ctx ? ctx->ctx->kv_bits() : 0; }
 uint64_t sqllm_context_kv_bytes(const sqllm_context *ctx) { return ctx ? ctx->ctx->kv_bytes() : 0; }
@@ -325,8 +333,9 @@ sqllm_status sqllm_sample(const sqllm_sampler_params *params, const float *logit
     });
 }
 
-static sqllm_generate_stats to_c(const sqllm::GenerationStats &s) {
-    return {s.prompt_tokens, s.generated_tokens, s.prompt_seconds, s.decode_seconds};
+static sqllm_generate_stats to_c(const sqllm::Generator &g) {
+    const sqllm::GenerationStats &s = g.stats();
+    return {s.prompt_tokens, s.generated_tokens, s.prompt_seconds, s.decode_seconds, int32_t(g.end_reason())};
 }
 
 sqllm_status sqllm_generator_create(sqllm_context *ctx, const char *prompt, size_t prompt_length, int32_t max_tokens,
@@ -355,7 +364,7 @@ sqllm_status sqllm_generator_next(sqllm_generator *gen, int32_t *out_token, cons
 sqllm_status sqllm_generator_stats(const sqllm_generator *gen, sqllm_generate_stats *out_stats) {
     return guarded([&] {
         if (!gen || !out_stats) return set_error(SQLLM_ERR_INVALID_ARGUMENT, "sqllm_generator_stats: NULL argument");
-        *out_stats = to_c(gen->gen->stats());
+        *out_stats = to_c(*gen->gen);
         return SQLLM_OK;
     });
 }
@@ -371,7 +380,10 @@ sqllm_status sqllm_generate(sqllm_context *ctx, const char *prompt, size_t promp
                              params ? *params : sqllm::default_sampler_params());
         for (int32_t token; (token = gen.next()) >= 0;)
             if (callback && callback(token, gen.piece().data(), gen.piece().size(), user_data)) break;
-        if (out_stats) *out_stats = to_c(gen.stats());
+        if (out_stats) {
+            *out_stats = to_c(gen);
+            if (out_stats->end_reason == SQLLM_END_NONE) out_stats->end_reason = SQLLM_END_MAX_TOKENS;  // the callback stopped it
+        }
         return SQLLM_OK;
     });
 }

@@ -17,12 +17,27 @@ bool ends_generation(const Tokenizer &tokenizer, int32_t token) {
     return token == tokenizer.eos_id() || tokenizer.token_type(token) == TOKEN_CONTROL;
 }
 
-Generator::Generator(Context &ctx, std::string_view prompt, int32_t max_tokens, const SamplerParams &params)
-    : ctx_(ctx), sampler_(params), max_tokens_(max_tokens) {
-    if (max_tokens < 0) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "max_tokens must be >= 0, got " + std::to_string(max_tokens));
+namespace {
+
+std::vector<int32_t> tokenize_prompt(const Context &ctx, std::string_view prompt) {
     const Tokenizer &tok = ctx.model().tokenizer();
     std::vector<int32_t> ids = tok.encode(prompt, ctx.n_past() == 0 && tok.add_bos(), true);
     if (ids.empty()) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "the prompt is empty and the model has no BOS token");
+    return ids;
+}
+
+}  // namespace
+
+Generator::Generator(Context &ctx, std::string_view prompt, int32_t max_tokens, const SamplerParams &params)
+    : Generator(ctx, tokenize_prompt(ctx, prompt), max_tokens, params) {}
+
+Generator::Generator(Context &ctx, std::vector<int32_t> ids, int32_t max_tokens, const SamplerParams &params)
+    : ctx_(ctx), sampler_(params), max_tokens_(max_tokens) {
+    if (max_tokens < 0) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "max_tokens must be >= 0, got " + std::to_string(max_tokens));
+    if (ids.empty()) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "the prompt has no tokens");
+    for (int32_t id : ids)
+        if (id < 0 || id >= ctx.vocab_size())
+            throw Error(SQLLM_ERR_INVALID_ARGUMENT, "token id " + std::to_string(id) + " is outside the vocabulary");
     const int64_t left = int64_t(ctx.n_ctx()) - ctx.n_past();
     if (int64_t(ids.size()) > left)
         throw Error(SQLLM_ERR_INVALID_ARGUMENT, "the prompt (" + std::to_string(ids.size()) + " tokens) does not fit in the context (" +
@@ -36,21 +51,21 @@ Generator::Generator(Context &ctx, std::string_view prompt, int32_t max_tokens, 
 
 int32_t Generator::next() {
     piece_.clear();
-    if (done_) return -1;
+    if (end_ != EndReason::NONE) return -1;
     const Clock::time_point t0 = Clock::now();
     // The token returned last is evaluated only now, so that a caller who stops after it, or a
     // full context, costs no forward pass.
     if (pending_ >= 0) {
-        if (ctx_.n_past() >= ctx_.n_ctx()) done_ = true;
+        if (ctx_.n_past() >= ctx_.n_ctx()) end_ = EndReason::CONTEXT_FULL;
         else ctx_.eval(&pending_, 1, logits_.data(), false);
         pending_ = -1;
     }
-    if (!done_ && stats_.generated_tokens >= max_tokens_) done_ = true;
+    if (end_ == EndReason::NONE && stats_.generated_tokens >= max_tokens_) end_ = EndReason::MAX_TOKENS;
     int32_t token = -1;
-    if (!done_) {
+    if (end_ == EndReason::NONE) {
         token = sampler_.sample(logits_.data(), ctx_.vocab_size(), ctx_.tokens());
         if (ends_generation(ctx_.model().tokenizer(), token)) {
-            done_ = true;
+            end_ = EndReason::END_TOKEN;
             token = -1;
         } else {
             stats_.generated_tokens++;

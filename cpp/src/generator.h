@@ -22,6 +22,10 @@ struct GenerationStats {
 // The tokens that end generation: EOS, or any control token (Qwen's <|im_end|>, <|endoftext|>).
 bool ends_generation(const Tokenizer &tokenizer, int32_t token);
 
+// Why a generator stopped (SQLLM_END_* of sqllm.h).
+enum class EndReason : int32_t { NONE = SQLLM_END_NONE, MAX_TOKENS = SQLLM_END_MAX_TOKENS, END_TOKEN = SQLLM_END_TOKEN,
+                                 CONTEXT_FULL = SQLLM_END_CONTEXT_FULL };
+
 // Step-by-step generation. The constructor tokenizes the prompt (BOS first when the context is
 // empty and the model's tokenizer adds one; special tokens written in the prompt become their
 // ids) and evaluates it after what the context already holds; each next() then samples one
@@ -31,6 +35,9 @@ public:
     // Throws Error(INVALID_ARGUMENT) for bad sampler parameters, max_tokens < 0, an empty prompt
     // on a model without BOS, or a prompt that does not fit in the context.
     Generator(Context &ctx, std::string_view prompt, int32_t max_tokens, const SamplerParams &params);
+    // The same with the prompt as token ids (at least one; ids outside the vocabulary refused),
+    // evaluated as they are after what the context holds.
+    Generator(Context &ctx, std::vector<int32_t> prompt, int32_t max_tokens, const SamplerParams &params);
 
     // The next token, or -1 at the end: max_tokens generated, an end-of-generation token
     // sampled (not returned), or the context full with the last token still to evaluate.
@@ -38,6 +45,8 @@ public:
     // The bytes of the token next() last returned (may end inside a UTF-8 character).
     const std::string &piece() const { return piece_; }
     const GenerationStats &stats() const { return stats_; }
+    // NONE until next() has returned -1.
+    EndReason end_reason() const { return end_; }
 
 private:
     Context &ctx_;
@@ -45,7 +54,7 @@ private:
     int32_t max_tokens_;
     std::vector<float> logits_;
     int32_t pending_ = -1;  // returned by next() and not yet evaluated
-    bool done_ = false;
+    EndReason end_ = EndReason::NONE;
     std::string piece_;
     GenerationStats stats_;
 };

@@ -252,6 +252,13 @@ Context::Context(const Model &model, const ContextParams &params)
 
 uint64_t Context::kv_bytes() const { return kv_->bytes_used(n_past_); }
 
+void Context::truncate(int32_t n) {
+    if (n < 0 || n > n_past_)
+        throw Error(SQLLM_ERR_INVALID_ARGUMENT, "cannot keep " + std::to_string(n) + " tokens of a sequence of " + std::to_string(n_past_));
+    n_past_ = n;
+    tokens_.resize(size_t(n));
+}
+
 void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input) {
     if (!reuse_input) q8_input_ = {};  // a new input: its int8 form is still to be made
     if (m.quant && params_.int8 && m.has_int8()) {

@@ -88,10 +88,10 @@ public:
     int32_t n_threads() const { return pool_.size(); }
     // The tokens of the sequence, n_past() of them (what the repetition penalty looks at).
     const std::vector<int32_t> &tokens() const { return tokens_; }
-    void reset() {
-        n_past_ = 0;
-        tokens_.clear();
-    }
+    void reset() { truncate(0); }
+    // Keeps the first n tokens of the sequence (n <= n_past()): the next eval continues from
+    // position n, overwriting what the cache held after it. Throws Error(INVALID_ARGUMENT).
+    void truncate(int32_t n);
     int kv_bits() const { return kv_->bits(); }
     // Bytes the KV cache holds for the current sequence.
     uint64_t kv_bytes() const;

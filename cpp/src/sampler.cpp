@@ -4,7 +4,7 @@
 #include <cmath>
 #include <random>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "sqf.h"
 
@@ -19,6 +19,8 @@ SamplerParams default_sampler_params() {
     p.repetition_penalty = 1.0f;
     p.repetition_window = 64;
     p.seed = 0;
+    p.presence_penalty = 0.0f;
+    p.frequency_penalty = 0.0f;
     return p;
 }
 
@@ -30,6 +32,8 @@ Sampler::Sampler(const SamplerParams &p) : params_(p) {
     if (!(p.min_p >= 0.0f && p.min_p < 1.0f)) fail("min-p must be in [0, 1)");
     if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty)) fail("repetition penalty must be a finite number > 0");
     if (p.repetition_window < 0) fail("repetition window must be >= 0");
+    if (!std::isfinite(p.presence_penalty)) fail("presence penalty must be a finite number");
+    if (!std::isfinite(p.frequency_penalty)) fail("frequency penalty must be a finite number");
 }
 
 int32_t Sampler::sample(const float *logits, int32_t vocab, const std::vector<int32_t> &history) {
@@ -44,13 +48,17 @@ int32_t Sampler::sample(const float *logits, int32_t vocab, const std::vector<in
     if (!any_finite) throw Error(SQLLM_ERR_INVALID_ARGUMENT, "sampler: every logit is -infinity");
     candidates_.resize(size_t(vocab));
     for (int32_t i = 0; i < vocab; i++) candidates_[size_t(i)] = {logits[i], i};
-    if (params_.repetition_penalty != 1.0f && params_.repetition_window > 0) {
+    const bool penalised = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
+    if (penalised && params_.repetition_window > 0) {
         size_t from = history.size() > size_t(params_.repetition_window) ? history.size() - size_t(params_.repetition_window) : 0;
-        std::unordered_set<int32_t> seen(history.begin() + long(from), history.end());
-        for (int32_t t : seen) {
+        std::unordered_map<int32_t, int32_t> seen;  // token -> occurrences in the window
+        for (size_t i = from; i < history.size(); i++) seen[history[i]]++;
+        for (const auto &[t, count] : seen) {
             if (t < 0 || t >= vocab) continue;
             float &l = candidates_[size_t(t)].first;
+            if (!std::isfinite(l)) continue;  // a token ruled out stays out
             l = l > 0 ? l / params_.repetition_penalty : l * params_.repetition_penalty;
+            l -= params_.presence_penalty + params_.frequency_penalty * float(count);
         }
     }
     auto by_logit = [](const auto &a, const auto &b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };

@@ -201,6 +201,9 @@ SQLLM_API void sqllm_context_free(sqllm_context *ctx);
 /* Forget the sequence (the KV cache is reused). */
 SQLLM_API sqllm_status sqllm_context_reset(sqllm_context *ctx);
 SQLLM_API int32_t sqllm_context_n_past(const sqllm_context *ctx);
+/* Keep the first n tokens of the sequence (0 <= n <= n_past) and forget the rest: the next
+ * evaluation continues at position n. A chat or a server reuses a shared prompt prefix this way. */
+SQLLM_API sqllm_status sqllm_context_truncate(sqllm_context *ctx, int32_t n);
 SQLLM_API int32_t sqllm_context_n_ctx(const sqllm_context *ctx);
 /* Bits per KV-cache entry when the cache is quantized, else 0. */
 SQLLM_API int32_t sqllm_context_kv_bits(const sqllm_context *ctx);
@@ -233,8 +236,10 @@ typedef struct sqllm_sampler_params {
     float top_p;              /* 1: off (default 0.95) */
     float min_p;              /* 0: off (default 0.05) */
     float repetition_penalty; /* 1: off (default 1) */
-    int32_t repetition_window;/* recent tokens the penalty sees (default 64) */
+    int32_t repetition_window;/* recent tokens the penalties see (default 64) */
     uint64_t seed;
+    float presence_penalty;   /* subtracted from the logit of each token in the window (default 0) */
+    float frequency_penalty;  /* subtracted once per occurrence in the window (default 0) */
 } sqllm_sampler_params;
 
 SQLLM_API sqllm_sampler_params sqllm_sampler_params_default(void);
@@ -248,11 +253,18 @@ SQLLM_API sqllm_status sqllm_sample(const sqllm_sampler_params *params, const fl
  * return non-zero to stop. */
 typedef int (*sqllm_token_callback)(int32_t token, const char *piece, size_t length, void *user_data);
 
+/* Why generation ended. */
+enum { SQLLM_END_NONE = 0,        /* it has not */
+       SQLLM_END_MAX_TOKENS = 1,  /* max_tokens generated (or the callback stopped it) */
+       SQLLM_END_TOKEN = 2,       /* EOS or a control token sampled */
+       SQLLM_END_CONTEXT_FULL = 3 };
+
 typedef struct sqllm_generate_stats {
     int32_t prompt_tokens;
     int32_t generated_tokens;
     double prompt_seconds;
     double decode_seconds;
+    int32_t end_reason;       /* SQLLM_END_* */
 } sqllm_generate_stats;
 
 /* Generation, step by step. Creating a generator tokenizes the prompt (BOS first when the
