@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -14,10 +16,55 @@ from sqllm.errors import SqllmError
 
 from .interrupt import sticky_sigint
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Quantize Llama, Mistral and Qwen2 checkpoints (Hugging Face or GGUF) into .sqf files, "
-                       "and inspect them.")
+                       "and inspect them. `sqconvert MODEL -o OUT.sqf` is `sqconvert convert MODEL -o OUT.sqf`.")
 SUBCOMMANDS = ("convert", "inspect", "dequant", "eval", "fisher")
+
+
+class Method(str, Enum):
+    squeezellm = "squeezellm"
+    kmeans = "kmeans"
+    rtn = "rtn"
+
+
+class KMeans(str, Enum):
+    fast = "fast"
+    exact = "exact"
+
+
+class Rounding(str, Enum):
+    gptq = "gptq"
+    nearest = "nearest"
+
+
+class FisherKind(str, Enum):
+    gradients = "gradients"
+    activations = "activations"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class DType(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from sqllm import __version__
+
+        typer.echo(f"sqconvert (sqllm) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="Print the version and exit.")) -> None:
+    pass
 
 
 def _keep_freed_memory() -> None:
@@ -57,7 +104,7 @@ def convert(
     model: Path = typer.Argument(..., help="A .safetensors file, a Hugging Face model folder, a pytorch_model*.bin, "
                                  "a GGUF file, or a hub id (org/name[@revision]) in the local Hugging Face cache."),
     output: Path = typer.Option(..., "-o", "--output", help="The .sqf file to write."),
-    method: str = typer.Option("squeezellm", help="squeezellm (Fisher-weighted k-means), kmeans (unweighted) or rtn."),
+    method: Method = typer.Option(Method.squeezellm, help="squeezellm (Fisher-weighted k-means), kmeans (unweighted) or rtn."),
     bits: int = typer.Option(3, help="Bits per weight of the dense part: 2, 3, 4, 5, 6 or 8."),
     target_bpw: Optional[float] = typer.Option(None, help="Whole-file bits per weight: choose each matrix's width and "
                                                "sparse fraction by its Fisher-weighted error so that the file fits "
@@ -70,8 +117,8 @@ def convert(
     group_size: Optional[int] = typer.Option(None, help="rtn: columns per group (a multiple of 32); default one LUT per row."),
     sym: bool = typer.Option(False, "--sym/--asym", help="rtn: symmetric or asymmetric (default) grid."),
     clip_search: bool = typer.Option(False, help="rtn: grid-search the clipping ratio per row/group."),
-    kmeans: str = typer.Option("fast", help="fast (Lloyd on sorted rows) or exact (optimal, dynamic programming)."),
-    rounding: str = typer.Option("gptq", help="k-means codes: gptq (column by column with error feedback from the "
+    kmeans: KMeans = typer.Option(KMeans.fast, help="fast (Lloyd on sorted rows) or exact (optimal, dynamic programming)."),
+    rounding: Rounding = typer.Option(Rounding.gptq, help="k-means codes: gptq (column by column with error feedback from the "
                                  "input statistics the Fisher file carries) or nearest (nearest level)."),
     damp: Optional[float] = typer.Option(None, help="gptq rounding: damping added to the input statistics' diagonal, "
                                          "as a fraction of its mean; higher trusts the calibration text less "
@@ -103,8 +150,8 @@ def convert(
             raise typer.BadParameter("must be >= 1", param_hint="--threads")
         import numba
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    recipe = Recipe(method=method, bits=bits, outliers=outliers, sensitive=sensitive, group_size=group_size,
-                    sym=sym, clip_search=clip_search, kmeans=kmeans, rounding=rounding, seed=seed, keep=list(keep),
+    recipe = Recipe(method=method.value, bits=bits, outliers=outliers, sensitive=sensitive, group_size=group_size,
+                    sym=sym, clip_search=clip_search, kmeans=kmeans.value, rounding=rounding.value, seed=seed, keep=list(keep),
                     bits_for=_parse_bits_for(bits_for), embed_bits=embed_bits, target_bpw=target_bpw,
                     **({} if damp is None else {"damp": damp}))
     kv = None
@@ -168,14 +215,14 @@ def inspect(
 def dequant(
     file: Path = typer.Argument(..., help="An .sqf file."),
     output: Path = typer.Option(..., "-o", "--output", help="The Hugging Face folder to write."),
-    dtype: str = typer.Option("float32", help="float32 or float16."),
+    dtype: DType = typer.Option(DType.float32, help="Precision of the weights written."),
     force: bool = typer.Option(False, help="Replace an existing output folder."),
 ) -> None:
     """Write the dequantized weights as a Hugging Face checkpoint (loadable by transformers)."""
     from .dequant import dequantize_to_hf
 
     try:
-        out = dequantize_to_hf(file, output, dtype=dtype, overwrite=force)
+        out = dequantize_to_hf(file, output, dtype=dtype.value, overwrite=force)
     except (SqllmError, OSError) as e:
         _fail(e)
     typer.echo(f"wrote {out}", err=True)
@@ -188,8 +235,9 @@ def fisher(
     output: Path = typer.Option(..., "-o", "--output", help="The fisher.safetensors to write."),
     samples: Optional[int] = typer.Option(None, help="Calibration sequences (default: as many as the text holds)."),
     seq_len: Optional[int] = typer.Option(None, help="Tokens per sequence (default min(512, context))."),
-    fisher_kind: str = typer.Option("gradients", help="gradients (squared gradients) or activations (E[x^2] per column)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    fisher_kind: FisherKind = typer.Option(FisherKind.gradients, help="gradients (squared gradients) or activations "
+                                           "(E[x^2] per column)."),
+    device: Device = typer.Option(Device.cpu, help="Where torch runs the model."),
     checkpointing: bool = typer.Option(False, help="Recompute activations in the backward pass (less memory)."),
     hessian: bool = typer.Option(True, "--hessian/--no-hessian", help="Also store E[x x^T] of every linear input "
                                  "(for GPTQ-style rounding; a [cols, cols] fp32 matrix per distinct input)."),
@@ -200,8 +248,8 @@ def fisher(
     from .fisher import compute_fisher
 
     try:
-        meta = compute_fisher(model, data, output, samples=samples, seq_len=seq_len, kind=fisher_kind,
-                              device=device, checkpointing=checkpointing, hessians=hessian, overwrite=force,
+        meta = compute_fisher(model, data, output, samples=samples, seq_len=seq_len, kind=fisher_kind.value,
+                              device=device.value, checkpointing=checkpointing, hessians=hessian, overwrite=force,
                               progress=not quiet)
     except (SqllmError, OSError) as e:
         _fail(e)
@@ -215,24 +263,37 @@ def evaluate(
     data: Path = typer.Option(..., help="A UTF-8 text file."),
     ctx: int = typer.Option(512, help="Tokens per window."),
     max_windows: Optional[int] = typer.Option(None, help="Score only the first N windows."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: Device = typer.Option(Device.cpu, help="Where torch runs the model."),
 ) -> None:
     """Perplexity of a Hugging Face model under torch, with the same windows as `sqrun --perplexity`."""
     from .evaluate import reference_perplexity
 
     try:
         text = data.read_text(encoding="utf-8")
-        value = reference_perplexity(hf_dir, text, ctx=ctx, max_windows=max_windows, device=device)
+        value = reference_perplexity(hf_dir, text, ctx=ctx, max_windows=max_windows, device=device.value)
     except (SqllmError, OSError, UnicodeDecodeError) as e:
         _fail(e)
     typer.echo(f"perplexity: {value:.4f}")
 
 
+def _looks_like_a_subcommand(word: str) -> bool:
+    """A bare word that names no file: not a path, a hub id (org/name) or a checkpoint file name."""
+    return word.isidentifier() and not Path(word).exists()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = sys.argv[1:]
-    # `sqconvert MODEL -o OUT` is the main job: route it to the convert subcommand.
+    # `sqconvert MODEL -o OUT` is the main job: route it to the convert subcommand, unless the
+    # word is no model at all but a mistyped subcommand.
     if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
+        if _looks_like_a_subcommand(args[0]):
+            close = difflib.get_close_matches(args[0], SUBCOMMANDS, n=1)
+            hint = f"did you mean `sqconvert {close[0]}`?" if close else (
+                "`sqconvert --version` prints the version" if args[0] == "version" else
+                f"the subcommands are {', '.join(SUBCOMMANDS)}")
+            typer.echo(f"error: {args[0]!r} is neither a subcommand nor a model path or hub id; {hint}", err=True)
+            sys.exit(2)
         args = ["convert", *args]
     with sticky_sigint():
         app(args=args, prog_name="sqconvert")

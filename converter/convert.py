@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
@@ -179,6 +180,11 @@ def convert(model: str | Path, output: str | Path, recipe: Recipe, *, fisher: Pa
             raise ConversionError(f"{ckpt.folder}: the checkpoint has no tensor {name}")
         if ckpt.shape(name) != shape:
             raise ConversionError(f"{ckpt.folder}: tensor {name} has shape {ckpt.shape(name)}, config.json implies {shape}")
+    for flag, patterns in (("--keep", recipe.keep), ("--bits-for", [p for p, _ in recipe.bits_for])):
+        for pattern in patterns:
+            if not any(fnmatch.fnmatchcase(name, pattern) for name in shapes):
+                raise ConversionError(f"{flag} {pattern!r} matches no tensor of {ckpt.folder} (names look like "
+                                      f"{C.LAYER_PREFIX}0.{C.LAYER_Q} or {C.TENSOR_EMBED})")
     linears = [n for n in shapes if is_quantizable(n) and not recipe.keeps(n)]
     fisher_file = resolve_fisher(ckpt, fisher)
     if fisher_file is not None:

@@ -18,7 +18,7 @@ def _load(hf_dir: str | os.PathLike, device: str = "cpu"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as e:
-        raise ConversionError("the torch reference needs torch and transformers (pip install 'sqllm[torch,test]')") from e
+        raise ConversionError("the torch reference needs torch and transformers (pip install 'sqllm[fisher]')") from e
     path = resolve_model(hf_dir)
     if not (path / "config.json").is_file():
         raise ConversionError(f"{path}: not a Hugging Face model folder (no config.json)")

@@ -66,7 +66,7 @@ def open_calibration(model_dir: Path, data: Path, what: str, device: str = "cpu"
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as e:
-        raise ConversionError(f"{what} needs torch and transformers (pip install 'sqllm[torch,test]')") from e
+        raise ConversionError(f"{what} needs torch and transformers (pip install 'sqllm[fisher]')") from e
     model_dir = resolve_model(model_dir)
     if not model_dir.is_dir():
         raise ConversionError(f"{model_dir}: {what} runs the model in transformers, which needs a Hugging Face "

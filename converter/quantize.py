@@ -75,6 +75,8 @@ class Recipe:
     def resolved(self, have_fisher: bool) -> "Recipe":
         """Fill the method defaults: SqueezeLLM keeps 0.40% outliers + 0.05% sensitive weights."""
         r = Recipe(**asdict(self))
+        if r.method == "squeezellm" and not have_fisher:
+            r.method = "kmeans"  # what it runs without a Fisher: say so in the file and the summary
         sparse_default = self.method != "rtn"
         if r.outliers is None:
             r.outliers = 0.40 if sparse_default else 0.0
