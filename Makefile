@@ -14,7 +14,7 @@ PROMPT ?= Once upon a time
 # Calibration text for the demo's Fisher (without it the demo converts with unweighted k-means).
 CALIBRATION ?= ../shared/data/tinystories_train.txt
 
-.PHONY: setup demo test test-python test-cpp test-asan check-install check-c-install fuzz golden clean
+.PHONY: setup demo test test-python test-cpp test-asan test-tsan check-install check-c-install fuzz golden clean
 
 setup: $(BUILD_STAMP)
 
@@ -63,6 +63,12 @@ test-asan: $(DEPS_STAMP)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BIN)/ctest --test-dir build/asan --output-on-failure -j $(JOBS)
 
 # A normal (non-editable) install must import the same code as the editable one.
+# The multi-context test (several contexts generating at once over one model) under ThreadSanitizer.
+test-tsan: $(DEPS_STAMP)
+	$(BIN)/cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSQLLM_TESTS=ON -DSQLLM_TSAN=ON -DSQLLM_INSTALL=OFF
+	$(BIN)/cmake --build build/tsan -j $(JOBS) --target test_threads
+	TSAN_OPTIONS=halt_on_error=1 $(BIN)/ctest --test-dir build/tsan --output-on-failure -R '^test_threads$$'
+
 check-install: $(BUILD_STAMP)
 	$(BIN)/python tools/check_install.py
 
