@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 
+from sqllm.cli import version_option
 from sqllm.errors import SqllmError
 
 from .interrupt import sticky_sigint
@@ -53,17 +54,8 @@ class DType(str, Enum):
     float16 = "float16"
 
 
-def _version(value: bool) -> None:
-    if value:
-        from sqllm import __version__
-
-        typer.echo(f"sqconvert (sqllm) {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
-def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                              help="Print the version and exit.")) -> None:
+def main_options(version: bool = version_option("sqconvert (sqllm)")) -> None:
     pass
 
 

@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from sqllm.cli import version_option
 from sqllm.errors import SqllmError
 
 app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -24,14 +25,6 @@ class KvCache(str, Enum):
 class KvMethod(str, Enum):
     nuq = "nuq"
     uniform = "uniform"
-
-
-def _version(value: bool) -> None:
-    if value:
-        from sqllm import __version__
-
-        typer.echo(f"sqrun (sqllm) {__version__}")
-        raise typer.Exit()
 
 
 def _kv_line(model) -> str:
@@ -171,7 +164,7 @@ def run(
                                               "N windows."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or statistics on stderr."),
     verify: bool = typer.Option(False, "--verify", help="Check every tensor's CRC-32 at load."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = version_option("sqrun (sqllm)"),
 ) -> None:
     """Generate text from FILE (--prompt), chat with it (--chat), or measure its perplexity (--perplexity TEXT_FILE)."""
     from .model import Model, ctx_size_warning

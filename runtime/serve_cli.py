@@ -8,23 +8,15 @@ from typing import Optional
 
 import typer
 
+from sqllm.cli import version_option
 from sqllm.errors import SqllmError
 
 app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="sqllm: serve an .sqf model (sqconvert converts, sqrun runs).")
 
 
-def _version(value: bool) -> None:
-    if value:
-        from sqllm import __version__
-
-        typer.echo(f"sqllm {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
-def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                              help="Print the version and exit.")) -> None:
+def main_options(version: bool = version_option("sqllm")) -> None:
     pass
 
 
