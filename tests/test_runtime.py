@@ -290,7 +290,8 @@ def test_python_and_c_generators_give_the_same_tokens(stories_q):
             text = "".join(ours.generate(prompt, max_tokens=48, temperature=temperature, seed=seed))
             assert text == b"".join(pieces).decode("utf-8", "replace") and len(tokens) > 5
             assert ours.last_stats.generated_tokens == stats.generated_tokens == len(tokens)
-            assert ours.last_stats.prompt_tokens == stats.prompt_tokens
+            # The Python side keeps the previous run's prompt in its KV cache and evaluates the rest.
+            assert ours.last_stats.prompt_tokens + ours.last_stats.cached_tokens == stats.prompt_tokens
             assert stats.end_reason in (1, 2)  # SQLLM_END_MAX_TOKENS, SQLLM_END_TOKEN
     finally:
         lib.sqllm_context_free(ctx)
