@@ -150,7 +150,7 @@ std::unique_ptr<LutCopies> make_lut_copies(const Options &opt, Random &rng, int6
     LutMatrixView all = shape;
     all.rows = rows * m->copies;
     all.lut = m->lut.data();
-    if (kernels::q8_supported(shape)) {
+    if (kernels::q8_supported(shape, kernels::scalar_kernels().q8_max_bits)) {
         m->levels.resize(size_t(all.rows << bits));
         m->lo.resize(size_t(all.rows));
         m->step.resize(size_t(all.rows));
@@ -285,8 +285,9 @@ int main(int argc, char **argv) {
                     [=](int c) { ops::lut_matvec(*pool, m->view(c, false), x, y, *scalar); });
                 // The int8 path with each kernel table this CPU runs, quantizing x in every call
                 // (only for the widths it supports).
-                if (kernels::q8_supported(m->view(0, false))) {
+                if (kernels::q8_supported(m->view(0, false), kernels::scalar_kernels().q8_max_bits)) {
                     for (const KernelTable *k : int8_tables) {
+                        if (!kernels::q8_supported(m->view(0, false), k->q8_max_bits)) continue;
                         const std::string name = std::string("lut_matvec int8 (") + k->name + ")";
                         add(name, shape, b, p, m->q8_bytes(), k == scalar ? 1 : calls, [=](int c) {
                             thread_local ops::Q8Buffer buffer;

@@ -25,6 +25,7 @@ const KernelTable &scalar_kernels() {
         fp32_to_fp16_scalar,
         sum_f32_scalar,
         kv_dequant_scalar,
+        6,
     };
     return table;
 }
@@ -50,6 +51,7 @@ const KernelTable *avx2_kernels() {
         fp32_to_fp16_avx2,
         sum_f32_avx2,
         kv_dequant_avx2,
+        4,
     };
     if (cpu_features().has_avx2_fma_f16c()) return &table;
 #endif
@@ -64,6 +66,7 @@ const KernelTable *avx512_kernels() {
         t.name = "avx512";
         t.q8_order = q8_order_natural;
         t.lut_matmat_q8 = lut_matmat_q8_avx512;
+        t.q8_max_bits = 6;
         return t;
     }();
     return &table;

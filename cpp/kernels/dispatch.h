@@ -37,6 +37,7 @@ struct KernelTable {
     Fp32ToFp16Fn fp32_to_fp16;
     SumF32Fn sum_f32;
     KvDequantFn kv_dequant;
+    int q8_max_bits;  // the widest codes lut_matmat_q8 takes
 };
 
 const KernelTable &scalar_kernels();

@@ -200,7 +200,7 @@ void Model::prepare_int8() const {
         auto prepare = [](Matrix &m) {
             if (!m.quant) return;
             const kernels::LutMatrixView view = m.lut_view();
-            if (!kernels::q8_supported(view)) return;
+            if (!kernels::q8_supported(view, kernels::active_kernels().q8_max_bits)) return;
             const size_t tables = size_t(view.rows * view.groups());
             m.q8_levels.resize(tables << view.bits);
             m.q8_lo.resize(tables);

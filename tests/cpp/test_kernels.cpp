@@ -393,7 +393,7 @@ void test_lut_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *> &
 // scalar reference up to float rounding.
 void test_lut_q8_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *> &pools) {
     const LutMatrixView w = c.view();
-    if (!kernels::q8_supported(w)) return;
+    if (!kernels::q8_supported(w, kernels::scalar_kernels().q8_max_bits)) return;
     const int64_t tables = c.rows * w.groups(), entries = int64_t(1) << c.bits, padded = kernels::q8_padded(c.cols);
     std::vector<uint8_t> levels(size_t(tables * entries));
     std::vector<float> lo(static_cast<size_t>(tables)), step(static_cast<size_t>(tables));
@@ -443,6 +443,7 @@ void test_lut_q8_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *
 
     std::vector<float> y(size_t(n_max * c.rows));
     for (const KernelTable *k : all_tables()) {
+        if (c.bits > k->q8_max_bits) continue;
         ops::Q8Buffer buffer;
         double worst = 0.0;
         auto error_against = [&](const std::vector<float> &want, int64_t n, int64_t begin, int64_t end) {
@@ -479,13 +480,15 @@ void test_lut(const std::vector<ThreadPool *> &pools) {
     const int64_t col_counts[] = {1, 7, 31, 32, 33, 100, 172, 257, 4096 + 5};
     const int bit_widths[] = {2, 3, 4, 5, 6, 8};
     const Sparse sparse_modes[] = {Sparse::None, Sparse::Random, Sparse::Empty};
-    // The int8 path has no 5- or 6-bit decoder: such matrices keep the exact kernels.
-    for (int bits : {5, 6}) {
+    // The int8 path takes 2 to 6 bits where a table's kernel decodes them (AVX2: up to 4);
+    // 8-bit matrices keep the exact kernels.
+    for (int bits : {2, 4, 5, 6, 8}) {
         LutMatrixView w;
         w.rows = 4;
         w.cols = w.group_size = 4096;
         w.bits = bits;
-        check(!kernels::q8_supported(w), fmt("q8_supported is false for %d bits", bits));
+        check(kernels::q8_supported(w, 6) == (bits <= 6), fmt("q8_supported(%d bits, up to 6)", bits));
+        check(kernels::q8_supported(w, 4) == (bits <= 4), fmt("q8_supported(%d bits, up to 4)", bits));
     }
     int variant = 0;
     for (int bits : bit_widths) {

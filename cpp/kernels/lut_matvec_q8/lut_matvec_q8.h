@@ -11,8 +11,9 @@
 //
 // where A_b = sum_{j in b} a[j] and U_b = sum_{j in b} u[code(i, j)] * a[j] are exact integers.
 // The first term needs only the prefix sums of s_b * A_b, computed once per activation.
-// Only 2, 3 and 4-bit matrices with one LUT per row, or groups of a multiple of 128 columns,
-// take this path (`q8_supported`); the others use the exact kernels.
+// Matrices of 2 to 6 bits (up to the kernel table's q8_max_bits: 4 for AVX2, 6 for AVX-512 and
+// the scalar reference) with one LUT per row, or groups of a multiple of 128 columns, take this
+// path (`q8_supported`); the others use the exact kernels.
 #pragma once
 
 #include <cstdint>
@@ -50,7 +51,7 @@ struct Q8Activations {
     int64_t padded = 0;
 };
 
-bool q8_supported(const LutMatrixView &w);
+bool q8_supported(const LutMatrixView &w, int max_bits);
 inline int64_t q8_padded(int64_t cols) { return (cols + kQ8Chunk - 1) / kQ8Chunk * kQ8Chunk; }
 
 // Levels, lo and step for every (row, group) of w: lo = min, step = (max - min) / 254 and

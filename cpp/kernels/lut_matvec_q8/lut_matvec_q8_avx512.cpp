@@ -2,12 +2,14 @@
 // flags and run only when the CPU and OS support them (dispatch.cpp); internal linkage only
 // (see lut_matvec_avx2.cpp on why).
 //
-// A step is 128 columns, 16 * bits bytes of codes, read with a masked load (so never past
-// the matrix). For each half of the step, vpermb gives qword q the bytes that hold codes
-// 8q..8q+7, vpmultishiftqb moves code k of the qword to the low bits of byte k, and vpermb
-// looks the bytes up in a 64-byte table of the levels repeated, which makes the bits above
-// the code irrelevant. vpdpbusd then sums 4 level * activation products per int32 lane:
-// lanes 0-7 belong to one 32-column block and 8-15 to the next. Columns stay in order.
+// A step is 128 columns, 16 * bits bytes of codes (2 to 6 bits: 32 to 96 bytes), read with
+// masked loads (so never past the matrix) into one register, or two above 64 bytes. For each
+// half of the step, vpermb (vpermi2b across the two registers) gives qword q the bytes that
+// hold codes 8q..8q+7, vpmultishiftqb moves code k of the qword to the low bits of byte k, and
+// vpermb looks the bytes up in a 64-byte table of the levels repeated (6 bits: the 64 levels
+// once), which makes the bits above the code irrelevant. vpdpbusd then sums 4 level *
+// activation products per int32 lane: lanes 0-7 belong to one 32-column block and 8-15 to the
+// next. Columns stay in order.
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which -Wmaybe-uninitialized
 // reports at every inlined call; the values are always fully written.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -41,7 +43,11 @@ struct Decode {
         control = _mm512_load_si512(shifts);
     }
     void load_table(const uint8_t *levels) {
-        if (kBits == 4) {
+        if (kBits == 6) {
+            table = _mm512_loadu_si512(levels);
+        } else if (kBits == 5) {
+            table = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(levels)));
+        } else if (kBits == 4) {
             table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(levels)));
         } else if (kBits == 3) {
             uint64_t eight;
@@ -53,11 +59,13 @@ struct Decode {
             table = _mm512_set1_epi32(int(four));
         }
     }
-    void decode(__m512i src, __m512i w[2]) const {
+    // src: the step's first 64 bytes of codes; high: the rest (only read when there are more).
+    void decode(__m512i src, __m512i high, __m512i w[2]) const {
         w[0] = _mm512_permutexvar_epi8(
             _mm512_multishift_epi64_epi8(control, _mm512_permutexvar_epi8(spread_first, src)), table);
-        w[1] = _mm512_permutexvar_epi8(
-            _mm512_multishift_epi64_epi8(control, _mm512_permutexvar_epi8(spread_second, src)), table);
+        const __m512i second = kBits > 4 ? _mm512_permutex2var_epi8(src, spread_second, high)
+                                         : _mm512_permutexvar_epi8(spread_second, src);
+        w[1] = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(control, second), table);
     }
 };
 
@@ -70,7 +78,7 @@ void rows_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &
     const int64_t row_bytes = (w.cols + 31) / 32 * 32 * w.bits / 8, all_bytes = w.rows * row_bytes;
     const int64_t blocks = a.padded / kQ8Block, steps = a.padded / kStep;
     const int64_t group_steps = w.group_size >= w.cols ? steps : w.group_size / kStep;
-    const __mmask64 full = kStepBytes == 64 ? ~__mmask64(0) : (__mmask64(1) << kStepBytes) - 1;
+    auto first_bytes = [](int64_t n) { return n >= 64 ? ~__mmask64(0) : n <= 0 ? __mmask64(0) : (__mmask64(1) << n) - 1; };
     Decode<kBits> decode;
     for (int64_t i = row_begin; i < row_end; i++) {
         const uint8_t *codes = w.codes + i * row_bytes;
@@ -88,11 +96,12 @@ void rows_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &
             for (int64_t s = s0; s < s1; s++) {
                 // Steps past the row read the next row's codes, which meet zero activations.
                 const int64_t offset = i * row_bytes + s * kStepBytes;
-                const __mmask64 mask = offset + kStepBytes <= all_bytes ? full
-                                       : offset >= all_bytes        ? __mmask64(0)
-                                                                    : (__mmask64(1) << (all_bytes - offset)) - 1;
+                const int64_t left = all_bytes - offset < kStepBytes ? all_bytes - offset : kStepBytes;
+                const __m512i low = _mm512_maskz_loadu_epi8(first_bytes(left), codes + s * kStepBytes);
+                const __m512i high = kStepBytes > 64 ? _mm512_maskz_loadu_epi8(first_bytes(left - 64), codes + s * kStepBytes + 64)
+                                                     : _mm512_setzero_si512();
                 __m512i wv[2];
-                decode.decode(_mm512_maskz_loadu_epi8(mask, codes + s * kStepBytes), wv);
+                decode.decode(low, high, wv);
 #pragma GCC unroll 4
                 for (int k = 0; k < kTokens; k++) {
                     const int8_t *q = a.q + (t0 + k) * a.padded + s * kStep;
@@ -139,6 +148,8 @@ void lut_matmat_q8_avx512(const LutMatrixView &w, const LutQ8Tables &t, const Q8
     switch (w.bits) {
     case 2: return matmat_q8<2>(w, t, a, y, row_begin, row_end);
     case 3: return matmat_q8<3>(w, t, a, y, row_begin, row_end);
+    case 5: return matmat_q8<5>(w, t, a, y, row_begin, row_end);
+    case 6: return matmat_q8<6>(w, t, a, y, row_begin, row_end);
     default: return matmat_q8<4>(w, t, a, y, row_begin, row_end);
     }
 }

@@ -6,8 +6,8 @@
 namespace sqllm {
 namespace kernels {
 
-bool q8_supported(const LutMatrixView &w) {
-    const bool bits_ok = w.bits == 2 || w.bits == 3 || w.bits == 4;
+bool q8_supported(const LutMatrixView &w, int max_bits) {
+    const bool bits_ok = w.bits >= 2 && w.bits <= 6 && w.bits <= max_bits;
     return bits_ok && w.cols > 0 && (w.group_size >= w.cols || w.group_size % kQ8Chunk == 0);
 }
 
