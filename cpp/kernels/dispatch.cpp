@@ -51,7 +51,7 @@ const KernelTable *avx2_kernels() {
         fp32_to_fp16_avx2,
         sum_f32_avx2,
         kv_dequant_avx2,
-        4,
+        6,
     };
     if (cpu_features().has_avx2_fma_f16c()) return &table;
 #endif

@@ -480,7 +480,7 @@ void test_lut(const std::vector<ThreadPool *> &pools) {
     const int64_t col_counts[] = {1, 7, 31, 32, 33, 100, 172, 257, 4096 + 5};
     const int bit_widths[] = {2, 3, 4, 5, 6, 8};
     const Sparse sparse_modes[] = {Sparse::None, Sparse::Random, Sparse::Empty};
-    // The int8 path takes 2 to 6 bits where a table's kernel decodes them (AVX2: up to 4);
+    // The int8 path takes 2 to 6 bits where a table's kernel decodes them (q8_max_bits);
     // 8-bit matrices keep the exact kernels.
     for (int bits : {2, 4, 5, 6, 8}) {
         LutMatrixView w;

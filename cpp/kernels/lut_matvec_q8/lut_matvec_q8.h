@@ -11,9 +11,8 @@
 //
 // where A_b = sum_{j in b} a[j] and U_b = sum_{j in b} u[code(i, j)] * a[j] are exact integers.
 // The first term needs only the prefix sums of s_b * A_b, computed once per activation.
-// Matrices of 2 to 6 bits (up to the kernel table's q8_max_bits: 4 for AVX2, 6 for AVX-512 and
-// the scalar reference) with one LUT per row, or groups of a multiple of 128 columns, take this
-// path (`q8_supported`); the others use the exact kernels.
+// Matrices of 2 to 6 bits (up to the kernel table's q8_max_bits) with one LUT per row, or groups
+// of a multiple of 128 columns, take this path (`q8_supported`); the others use the exact kernels.
 #pragma once
 
 #include <cstdint>

@@ -14,6 +14,10 @@
 //   3 bits  each 16-bit window holding a code is gathered by vpshufb twice per dword (codes
 //           k and k+8 share a bit offset), shifted by vpsrlvd, masked and packed to bytes.
 //   2 bits  each block's 8 bytes in two qwords shifted by 0/2 and 4/6 bits, masked.
+//   5, 6    16 columns of each block per lane: vpshufb puts the two bytes holding each code
+//   bits    in a 16-bit lane, vpmullw moves the code to the top and vpsrlw down; two such
+//           registers pack to 32 codes, looked up in 2 or 4 16-entry tables chosen by
+//           vpblendvb on code bits 4 and 5.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -93,6 +97,56 @@ struct Decode2 {
     }
 };
 
+template <int Bits>
+struct DecodeWide {
+    static_assert(Bits == 5 || Bits == 6, "5 or 6 bits");
+    static constexpr int kBits = Bits, kTables = 1 << (Bits - 4);
+    // Register half h takes, in lane L, columns 32 L + 16 h .. + 15, from byte Bits * (4 L + 2 h).
+    static constexpr int kReadBytes = Bits * 6 + 16;
+    __m256i tables[kTables];
+    // Codes 0-7 and 8-15 of a lane's 16; code 8 starts on a byte (bit 8 * Bits), so both
+    // halves share the shifts.
+    __m256i window[2], multiplier;
+    DecodeWide() {
+        alignas(32) uint8_t w[2][32];
+        alignas(32) uint16_t m[16];
+        for (int part = 0; part < 2; part++)
+            for (int lane = 0; lane < 2; lane++)
+                for (int j = 0; j < 8; j++) {
+                    const int bit = Bits * (8 * part + j), byte = bit / 8;
+                    w[part][16 * lane + 2 * j] = uint8_t(byte);
+                    w[part][16 * lane + 2 * j + 1] = uint8_t(byte + 1);
+                    m[8 * lane + j] = uint16_t(1u << (16 - Bits - bit % 8));
+                }
+        for (int part = 0; part < 2; part++) window[part] = _mm256_load_si256(reinterpret_cast<const __m256i *>(w[part]));
+        multiplier = _mm256_load_si256(reinterpret_cast<const __m256i *>(m));
+    }
+    void load_table(const uint8_t *levels) {
+        for (int k = 0; k < kTables; k++)
+            tables[k] = centered(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(levels + 16 * k))));
+    }
+    __m256i codes(const uint8_t *low_lane, const uint8_t *high_lane) const {
+        const __m256i src = _mm256_loadu2_m128i(reinterpret_cast<const __m128i *>(high_lane),
+                                                reinterpret_cast<const __m128i *>(low_lane));
+        __m256i part[2];
+        for (int k = 0; k < 2; k++)
+            part[k] = _mm256_srli_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(src, window[k]), multiplier), 16 - Bits);
+        return _mm256_packus_epi16(part[0], part[1]);
+    }
+    __m256i look_up(__m256i c) const {
+        // vpshufb reads the low 4 bits; vpblendvb bit 7 of each byte, where the shifts put bit 4 / 5.
+        const __m256i select4 = _mm256_slli_epi16(c, 3);
+        const __m256i first = _mm256_blendv_epi8(_mm256_shuffle_epi8(tables[0], c), _mm256_shuffle_epi8(tables[1], c), select4);
+        if (kTables == 2) return first;
+        const __m256i second = _mm256_blendv_epi8(_mm256_shuffle_epi8(tables[2], c), _mm256_shuffle_epi8(tables[3], c), select4);
+        return _mm256_blendv_epi8(first, second, _mm256_slli_epi16(c, 2));
+    }
+    void decode(const uint8_t *p, __m256i w[2]) const {
+        w[0] = look_up(codes(p, p + 4 * Bits));
+        w[1] = look_up(codes(p + 2 * Bits, p + 6 * Bits));
+    }
+};
+
 inline float horizontal_sum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -111,7 +165,7 @@ void rows_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &
     const int64_t group_steps = w.group_size >= w.cols ? steps : w.group_size / kStep;
     const __m256i ones = _mm256_set1_epi16(1);
     Decode decode;
-    alignas(32) uint8_t last[32];
+    alignas(32) uint8_t last[64];
     for (int64_t i = row_begin; i < row_end; i++) {
         const uint8_t *codes = w.codes + i * row_bytes;
         __m256 total[kTokens];
@@ -180,7 +234,7 @@ void matmat_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations
 
 // Columns in step order: position p of a 64-column step holds column order[p].
 struct Orders {
-    uint8_t bits4[64], bits3[64], bits2[64];
+    uint8_t bits4[64], bits3[64], bits2[64], wide[64];
     Orders() {
         static const uint8_t interleave[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
         for (int p = 0; p < 64; p++) {
@@ -188,6 +242,7 @@ struct Orders {
             bits4[p] = uint8_t(32 * lane + 2 * m + half);
             bits3[p] = uint8_t(32 * lane + 16 * half + interleave[m]);
             bits2[p] = uint8_t(32 * lane + 4 * (m % 8) + (m / 8) + 2 * half);
+            wide[p] = uint8_t(32 * lane + 16 * half + m);
         }
     }
 };
@@ -196,7 +251,7 @@ struct Orders {
 
 const uint8_t *q8_order_avx2(int bits) {
     static const Orders orders;
-    return bits == 4 ? orders.bits4 : bits == 3 ? orders.bits3 : orders.bits2;
+    return bits >= 5 ? orders.wide : bits == 4 ? orders.bits4 : bits == 3 ? orders.bits3 : orders.bits2;
 }
 
 void lut_matmat_q8_avx2(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &a, float *y,
@@ -205,6 +260,8 @@ void lut_matmat_q8_avx2(const LutMatrixView &w, const LutQ8Tables &t, const Q8Ac
     switch (w.bits) {
     case 2: return matmat_q8<Decode2>(w, t, a, y, row_begin, row_end);
     case 3: return matmat_q8<Decode3>(w, t, a, y, row_begin, row_end);
+    case 5: return matmat_q8<DecodeWide<5>>(w, t, a, y, row_begin, row_end);
+    case 6: return matmat_q8<DecodeWide<6>>(w, t, a, y, row_begin, row_end);
     default: return matmat_q8<Decode4>(w, t, a, y, row_begin, row_end);
     }
 }
