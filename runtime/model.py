@@ -77,7 +77,7 @@ class Model:
         datatype) or "uniform" (evenly spaced levels, same ranges, outliers and sink; on a file
         without KV calibration the key ranges come from the sequence, and kv_bits must be given).
         kv_cache: f16 or f32, the precision of a cache that is not quantized.
-        int8: run the 2-4-bit linears with int8 activations and 255-level LUTs (faster decode,
+        int8: run the 2-6-bit linears with int8 activations and 255-level LUTs (faster decode,
         approximate: see docs/RESULTS.md) instead of the exact fp32 path.
         guard_mapping: install a process-wide SIGBUS handler so that the file being truncated while
         mapped raises FileError on the next call instead of killing the process (sqllm_load_params
