@@ -165,8 +165,10 @@ def convert(
         typer.echo(f"GPTQ-style rounding: layer-output error {s.output_error[1] / s.output_error[0]:.3f}x that of "
                    f"nearest rounding", err=True)
     if not quiet:
+        widths = (f"a {s.recipe['target_bpw']} bits/weight budget" if s.recipe.get("target_bpw")
+                  else f"{s.recipe['bits']}-bit")
         typer.echo(f"wrote {s.output}: {s.n_linears} linears ({s.n_weights} weights) with {s.recipe['method']} "
-                   f"{s.recipe['bits']}-bit, {s.n_sparse} sparse weights, objective {s.objective:.6g}, fisher: {s.fisher}, "
+                   f"{widths}, {s.n_sparse} sparse weights, objective {s.objective:.6g}, fisher: {s.fisher}, "
                    f"in {s.seconds:.1f} s",
                    err=True)
 
