@@ -133,3 +133,27 @@ def test_sqrun_chat_session(chat_model):
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("> ") >= 4 and "never read" not in run.stdout
     assert "(history cleared)" in run.stdout
+
+
+def test_generate_stop_continue_repr_and_close(chat_model):
+    """Model.generate(stop=...), continuing without a reset, repr, and `with` closing the model."""
+    from sqllm.runtime.model import StopScanner
+
+    with Model(chat_model) as m:
+        full = "".join(m.generate("Once upon a time", max_tokens=40, temperature=0))
+        word = full.split()[2]
+        cut = "".join(m.generate("Once upon a time", max_tokens=40, temperature=0, stop=["@@", word]))
+        assert cut == full[:full.index(word)] and m.last_stats.finish_reason == "stop"
+        assert m.last_stats.end_reason == "stop_string" and m.last_stats.cached_tokens > 0
+        held = m._ctx.n_past
+        more = "".join(m.generate(" and", max_tokens=5, temperature=0, reset=False))
+        assert more and m.last_stats.cached_tokens == 0 and m._ctx.n_past > held
+        assert "llama" in repr(m) and "vocab 512" in repr(m)
+        with pytest.raises(ValueError, match="stop must be a list of strings"):
+            m.generate("x", stop=[1])
+    assert "closed" in repr(m)
+    # A stop string split across pieces is held back until it is known not to be one.
+    scanner = StopScanner(["</end>"])
+    assert scanner.push("text </e") == ("text ", False) and scanner.push("nd> more") == ("", True)
+    scanner = StopScanner(["</end>"])
+    assert scanner.push("a </e") == ("a ", False) and scanner.push("x") == ("</ex", False)
