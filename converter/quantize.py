@@ -50,11 +50,11 @@ class Recipe:
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ConversionError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        widths = [("--bits", self.bits), *((f"--bits-for {p}=", b) for p, b in self.bits_for),
-                  *([("--embed-bits", self.embed_bits)] if self.embed_bits is not None else [])]
-        for flag, b in widths:
+        widths = [(f"--bits {self.bits}", self.bits), *((f"--bits-for {p}={b}", b) for p, b in self.bits_for),
+                  *([(f"--embed-bits {self.embed_bits}", self.embed_bits)] if self.embed_bits is not None else [])]
+        for given, b in widths:
             if b not in C.ALLOWED_BITS:
-                raise ConversionError(f"{flag} must be one of {', '.join(map(str, C.ALLOWED_BITS))} (bits), got {b}")
+                raise ConversionError(f"{given}: the bit widths are {', '.join(map(str, C.ALLOWED_BITS))}")
         for label, pct in (("--outliers", self.outliers), ("--sensitive", self.sensitive)):
             if pct is not None and not (0.0 <= pct < 50.0):
                 raise ConversionError(f"{label} is a percentage in [0, 50), got {pct}")

@@ -309,9 +309,9 @@ def test_unsupported_dtype(tmp_path):
 
 
 def test_bits_out_of_range(tmp_path):
-    bad(tmp_path, STORIES, "--bits", 7, match="--bits must be one of 2, 3, 4, 5, 6, 8")
-    bad(tmp_path, STORIES, "--embed-bits", 9, match="--embed-bits must be one of")
-    bad(tmp_path, STORIES, "--bits-for", "*.q_proj.weight=7", match=r"--bits-for \*.q_proj.weight= must be one of")
+    bad(tmp_path, STORIES, "--bits", 7, match="--bits 7: the bit widths are 2, 3, 4, 5, 6, 8")
+    bad(tmp_path, STORIES, "--embed-bits", 9, match="--embed-bits 9: the bit widths are")
+    bad(tmp_path, STORIES, "--bits-for", "*.q_proj.weight=7", match="--bits-for *.q_proj.weight=7: the bit widths are")
 
 
 def test_fisher_names_and_shapes_and_nan(tmp_path, stories_fisher):
