@@ -9,12 +9,15 @@ BUILD=$1
 SECONDS_EACH=$2
 PYTHON=${PYTHON:-.venv/bin/python}
 mkdir -p build/fuzz/artifacts
-run() {  # target, command...
-    local target=$1
-    shift
+# New units go to the first corpus folder libFuzzer is given: build/fuzz/corpus/TARGET, never
+# the seed folders of tests/fuzz.
+run() {  # target, "seed folders", command...
+    local target=$1 seeds=$2
+    shift 2
     mkdir -p "build/fuzz/corpus/$target"
+    # shellcheck disable=SC2086  # the seed folders are words
     if ! "$@" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-            -artifact_prefix="build/fuzz/artifacts/$target-" "build/fuzz/corpus/$target" \
+            -artifact_prefix="build/fuzz/artifacts/$target-" "build/fuzz/corpus/$target" $seeds \
             > "build/fuzz/$target.log" 2>&1; then
         tail -n 40 "build/fuzz/$target.log"
         echo "fuzz $target: FAILED (input in build/fuzz/artifacts/)"
@@ -23,9 +26,9 @@ run() {  # target, command...
     echo "fuzz $target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "build/fuzz/$target.log")"
 }
 for target in sqf_load tokenizer tokenizer_pipeline kv_sampler; do
-    run "$target" "$BUILD/fuzz_$target" "tests/fuzz/corpus/$target" $(ls -d "tests/fuzz/crashers/$target" 2> /dev/null)
+    run "$target" "tests/fuzz/corpus/$target $(ls -d "tests/fuzz/crashers/$target" 2> /dev/null)" "$BUILD/fuzz_$target"
 done
-run inspect "$PYTHON" tests/fuzz/fuzz_inspect.py tests/fuzz/corpus/sqf_load
+run inspect tests/fuzz/corpus/sqf_load "$PYTHON" tests/fuzz/fuzz_inspect.py
 for target in safetensors_header chat_template; do
-    run "$target" "$PYTHON" "tests/fuzz/fuzz_$target.py" "tests/fuzz/corpus/$target"
+    run "$target" "tests/fuzz/corpus/$target" "$PYTHON" "tests/fuzz/fuzz_$target.py"
 done
