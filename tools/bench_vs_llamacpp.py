@@ -52,26 +52,6 @@ def copy_bandwidth() -> float:
     return best
 
 
-def measure_sqllm(path: Path, threads: int, pp: int, tg: int, int8: bool) -> dict:
-    """In this process: prompt and decode tokens/s of one file (after a warm-up run)."""
-    import numpy as np
-
-    from sqllm.runtime import Model
-
-    model = Model(path, threads=threads, n_ctx=pp + tg + 8, int8=int8)
-    ids = [int(t) for t in np.random.default_rng(0).integers(3, min(model.vocab_size, 1000), pp)]
-    model.reset()
-    model.eval(ids[:16])
-    model.reset()
-    t0 = time.perf_counter()
-    logits = model.eval(ids)
-    t1 = time.perf_counter()
-    for _ in range(tg):
-        logits = model.eval([int(np.argmax(logits))])
-    t2 = time.perf_counter()
-    return {"pp": pp / (t1 - t0), "tg": tg / (t2 - t1)}
-
-
 def run_sqllm(path: Path, threads: int, pp: int, tg: int, int8: bool) -> dict:
     cmd = [sys.executable, __file__, "--measure", str(path), "--threads", str(threads), "--pp", str(pp), "--tg", str(tg)]
     out = subprocess.run(cmd + (["--int8"] if int8 else []), capture_output=True, text=True, check=True)
@@ -123,7 +103,10 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        print(json.dumps(measure_sqllm(args.measure, args.threads, args.pp, args.tg, args.int8)))
+        from bench_decode import measure
+
+        pp, tg = measure(args.measure, args.threads, args.pp, args.tg, 1, args.int8, 0, "uniform")
+        print(json.dumps({"pp": pp, "tg": tg}))
         return
     pairs = [tuple(p) for p in args.pair] + (dev_pairs() if args.model == "dev" else [])
     if not pairs:
