@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,24 @@ SHARED = ROOT.parent / "shared"
 TRAIN_TEXT = SHARED / "data" / "tinystories_train.txt"
 VALID_TEXT = SHARED / "data" / "tinystories_valid.txt"
 WIKI_TEXT = SHARED / "data" / "wikitext2_valid.txt"
+# The evaluation texts for the tokenizer tests: shared/data in the checkout, or next to it.
+TOKENIZER_DATA = next((d for d in (ROOT / "shared" / "data", SHARED / "data") if d.is_dir()), ROOT / "shared" / "data")
+DATA_FILES = ["tinystories_valid.txt", "tinystories_train.txt", "wikitext2_valid.txt"]
 DEV_MODEL_DEFAULT = Path.home() / ".cache" / "sqllm-models" / "qwen2.5-coder-0.5b-instruct" / "hf-float16"
+
+
+def data_text(name: str) -> str:
+    """One of DATA_FILES, or the test is skipped where the data is not there."""
+    path = TOKENIZER_DATA / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not there")
+    return path.read_text(encoding="utf-8")
+
+
+def random_texts(pool: list[str], count: int, seed: int) -> list[str]:
+    """count texts of 1 to 24 items drawn from pool."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(1, 24))) for _ in range(count)]
 
 
 def sqconvert(*args, check=True, **kw):

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DATA_FILES, data_text, random_texts
+
 from sqllm._sqllm import Tokenizer
 from sqllm.errors import FormatError
 from sqllm.converter.tokenizer import LLAMA3_REGEX, tokenizer_metadata
@@ -31,10 +33,6 @@ hf_tokenizers = pytest.importorskip("tokenizers")
 
 ROOT = Path(__file__).resolve().parents[1]
 STORIES = ROOT / "models" / "stories260K"
-# The evaluation texts: shared/data in the checkout, or next to it.
-DATA = next((d for d in (ROOT / "shared" / "data", ROOT.parent / "shared" / "data") if d.is_dir()),
-            ROOT / "shared" / "data")
-DATA_FILES = ["tinystories_valid.txt", "tinystories_train.txt", "wikitext2_valid.txt"]
 DEV_MODEL = Path(os.environ.get("SQLLM_DEV_MODEL")
                  or Path.home() / ".cache/sqllm-models/qwen2.5-coder-0.5b-instruct/hf-float16")
 
@@ -68,18 +66,6 @@ RANDOM_POOL = list(
     "\u212a\u212b\u2126\u017f\u0958\u09c7\u09be\u0dd9\u0dcf\u0344\uf900\u1e9b\u1fc1"
     "日本٣１½ЖΩ😀🏽\u200d\ufe0f"
 ) + ["<s>", "</s>", "<|im_end|>", "<tool_call>", "'s", "'LL", "123", "\r\n"]
-
-
-def random_texts(count: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    return ["".join(rng.choice(RANDOM_POOL) for _ in range(rng.randint(1, 24))) for _ in range(count)]
-
-
-def data_text(name: str) -> str:
-    path = DATA / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not there")
-    return path.read_text(encoding="utf-8")
 
 
 def data_lines() -> list[str]:
@@ -203,7 +189,7 @@ def test_every_line_matches_hf(case):
 def test_files_without_a_pipeline_tokenize_the_same(case):
     """The names of a version-1 file stand for the same pipelines."""
     legacy = Tokenizer({k: v for k, v in case.meta.items() if k != C.KEY_TOKENIZER_PIPELINE})
-    texts = data_lines()[:3000] + EDGE_TEXTS + random_texts(500, seed=9)
+    texts = data_lines()[:3000] + EDGE_TEXTS + random_texts(RANDOM_POOL, 500, seed=9)
     for text in texts:
         assert legacy.encode(text) == case.ours.encode(text), repr(text)
     ids = [case.ours.encode(t) for t in texts[:500]]
@@ -216,11 +202,11 @@ def test_edge_texts_match_hf(case):
 
 
 def test_random_unicode_matches_hf(case):
-    case.check_encode(random_texts(3000, seed=1))
+    case.check_encode(random_texts(RANDOM_POOL, 3000, seed=1))
 
 
 def test_parse_special_off_matches_hf_encode_special_tokens(case):
-    texts = [t for t in EDGE_TEXTS if "<" in t] + random_texts(300, seed=2)
+    texts = [t for t in EDGE_TEXTS if "<" in t] + random_texts(RANDOM_POOL, 300, seed=2)
     case.hf.encode_special_tokens = True
     try:
         expected = [e.ids for e in case.hf.encode_batch(texts)]
@@ -255,7 +241,7 @@ def test_sentencepiece_scores_match_sentencepiece(stories_sentencepiece, name):
 
 def test_sentencepiece_scores_match_merges(stories, stories_sentencepiece):
     """Scores (tokenizer.model) and merges (tokenizer.json) are two spellings of one BPE."""
-    for text in EDGE_TEXTS + random_texts(1000, seed=3) + [data_text("wikitext2_valid.txt")]:
+    for text in EDGE_TEXTS + random_texts(RANDOM_POOL, 1000, seed=3) + [data_text("wikitext2_valid.txt")]:
         assert stories_sentencepiece.encode(text) == stories.ours.encode(text), repr(text[:200])
 
 
@@ -282,7 +268,7 @@ def test_text_types(stories):
 
 
 def test_decode_of_encode_matches_hf(case):
-    texts = EDGE_TEXTS + random_texts(500, seed=4) + data_lines()[:2000]
+    texts = EDGE_TEXTS + random_texts(RANDOM_POOL, 500, seed=4) + data_lines()[:2000]
     case.check_decode([case.hf.encode(t).ids for t in texts])
 
 
@@ -290,7 +276,7 @@ def test_decode_round_trips(case):
     """Text without special tokens comes back (NFC for Qwen2). With them it need not, in HF
     either: stories260K gives each piece between special tokens its own dummy-prefix space."""
     nfc = case.meta.get(C.KEY_TOKENIZER_PRE) == "qwen2"
-    for text in [t for t in EDGE_TEXTS + random_texts(500, seed=5) if "<" not in t]:
+    for text in [t for t in EDGE_TEXTS + random_texts(RANDOM_POOL, 500, seed=5) if "<" not in t]:
         expected = unicodedata.normalize("NFC", text) if nfc else text
         assert case.ours.decode(case.ours.encode(text, add_bos=False)) == expected, repr(text)
 
@@ -467,7 +453,7 @@ def test_sentencepiece_style_variants(tmp_path, metaspace):
                                          {"type": "ByteFallback"}, {"type": "Fuse"}]}))
     case = Case(folder)
     assert case.meta[C.KEY_TOKENIZER_ADD_SPACE_PREFIX] is (metaspace["prepend_scheme"] != "never")
-    lines = data_lines()[:2000] + EDGE_TEXTS + random_texts(500, seed=8)
+    lines = data_lines()[:2000] + EDGE_TEXTS + random_texts(RANDOM_POOL, 500, seed=8)
     case.check_encode(lines)
     case.check_decode([case.hf.encode(t).ids for t in lines[:500]])
 

@@ -19,6 +19,8 @@ from typing import Callable
 
 import pytest
 
+from conftest import DATA_FILES, data_text, random_texts
+
 from sqllm._sqllm import Tokenizer
 from sqllm.converter.tokenizer import LLAMA3_REGEX, QWEN2_REGEX, tokenizer_metadata
 from sqllm.formats import constants as C
@@ -26,9 +28,6 @@ from sqllm.formats import constants as C
 hf_tokenizers = pytest.importorskip("tokenizers")
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = next((d for d in (ROOT / "shared" / "data", ROOT.parent / "shared" / "data") if d.is_dir()),
-            ROOT / "shared" / "data")
-DATA_FILES = ["tinystories_valid.txt", "tinystories_train.txt", "wikitext2_valid.txt"]
 SPACE_MARK = "\u2581"
 
 ADVERSARIAL = [
@@ -73,18 +72,6 @@ RANDOM_POOL = list(
     "\u212a\u212b\u2126\u017f\u0958\u0dd9\u0dcf\u0344\uf900\u1e9b\u1fc1\ufb01"
     "日本٣１½ЖΩΣς😀🏽\u200d\ufe0f▁"
 ) + ["<s>", "</s>", "<|endoftext|>", "<|im_end|>", "<tool_call>", "<mask>", "foo", "'s", "'LL", "123", "\r\n", "  "]
-
-
-def random_texts(count: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    return ["".join(rng.choice(RANDOM_POOL) for _ in range(rng.randint(1, 24))) for _ in range(count)]
-
-
-def data_text(name: str) -> str:
-    path = DATA / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not there")
-    return path.read_text(encoding="utf-8")
 
 
 # ---- pipelines ----------------------------------------------------------------------------------
@@ -390,7 +377,7 @@ def test_data_files_whole_and_by_line(conformance_case, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_adversarial_corpus(conformance_case, name):
     case = conformance_case(name)
-    texts = ADVERSARIAL + random_texts(400, seed=11) + ["\n".join(ADVERSARIAL)]
+    texts = ADVERSARIAL + random_texts(RANDOM_POOL, 400, seed=11) + ["\n".join(ADVERSARIAL)]
     case.check_encode(texts)
     case.check_encode(texts, parse_special=False)
 
@@ -399,7 +386,7 @@ def test_adversarial_corpus(conformance_case, name):
 def test_decode(conformance_case, name):
     """decode(encode(x)) == x wherever tokenizers round-trips, and decode equals HF's on any ids."""
     case = conformance_case(name)
-    texts = ADVERSARIAL + random_texts(300, seed=12) + data_text("tinystories_train.txt").splitlines(keepends=True)[:300]
+    texts = ADVERSARIAL + random_texts(RANDOM_POOL, 300, seed=12) + data_text("tinystories_train.txt").splitlines(keepends=True)[:300]
     round_trips = 0
     for text in texts:
         ids = case.encode(text)
