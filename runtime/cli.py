@@ -155,6 +155,8 @@ def run(
                                        "ranges from the sequence and needs --kv-bits)."),
     int8: bool = typer.Option(False, "--int8", help="Quantized linears with int8 activations and LUTs: faster "
                               "decode, approximate (see docs/RESULTS.md)."),
+    exact: bool = typer.Option(False, "--exact", help="Every product in fp32 (the reference), also for prompt "
+                               "batches, which by default run as an integer GEMM where the CPU has one (AVX-512)."),
     chat: bool = typer.Option(False, "--chat", help="Chat through the model's chat template: with --prompt one "
                               "message, without it a multi-turn session on stdin."),
     system: Optional[str] = typer.Option(None, "--system", help="--chat: the system message."),
@@ -175,6 +177,8 @@ def run(
         raise typer.BadParameter("give --prompt TEXT, --chat or --perplexity TEXT_FILE", param_hint="--prompt")
     if no_kv_quant and kv_bits is not None:
         raise typer.BadParameter("give at most one of --kv-bits and --no-kv-quant", param_hint="--kv-bits")
+    if int8 and exact:
+        raise typer.BadParameter("give at most one of --int8 and --exact", param_hint="--exact")
     if system is not None and not chat:
         raise typer.BadParameter("--system needs --chat", param_hint="--system")
     sampling = dict(max_tokens=n_predict, temperature=temp, top_k=top_k, top_p=top_p, min_p=min_p,
@@ -187,7 +191,8 @@ def run(
         raise typer.BadParameter("must be a finite number > 0", param_hint="--repeat-penalty")
     try:
         model = Model(file, threads=threads, n_ctx=ctx_size, kv_cache=kv_cache.value, verify_checksums=verify,
-                      guard_mapping=True, kv_bits=0 if no_kv_quant else kv_bits, kv_method=kv_method.value, int8=int8)
+                      guard_mapping=True, kv_bits=0 if no_kv_quant else kv_bits, kv_method=kv_method.value, int8=int8,
+                      exact=exact)
         warning = ctx_size_warning(model)
         if warning:
             typer.echo(f"warning: {warning}", err=True)

@@ -71,14 +71,19 @@ class Model:
 
     def __init__(self, path: str | os.PathLike, *, threads: int = 0, n_ctx: int = 0, n_batch: int = 64,
                  kv_cache: str = "f16", kv_bits: int | None = None, kv_method: str = "nuq",
-                 int8: bool = False, verify_checksums: bool = False, guard_mapping: bool = False):
+                 int8: bool = False, exact: bool = False, verify_checksums: bool = False,
+                 guard_mapping: bool = False):
         """kv_bits: None quantizes the KV cache as the file says (KVQuant, when it was converted
         with --kv-bits), 0 never, 2/3/4 at that width; kv_method "nuq" (the file's calibrated
         datatype) or "uniform" (evenly spaced levels, same ranges, outliers and sink; on a file
         without KV calibration the key ranges come from the sequence, and kv_bits must be given).
         kv_cache: f16 or f32, the precision of a cache that is not quantized.
         int8: run the 2-6-bit linears with int8 activations and 255-level LUTs (faster decode,
-        approximate: see docs/RESULTS.md) instead of the exact fp32 path.
+        approximate: see docs/RESULTS.md).
+        exact: every product on the fp32 path (the reference). By default one-token steps run in
+        fp32 and prompt batches of the 2-6-bit linears as an integer GEMM with 11-bit LUT levels
+        and 14-bit activations where the CPU has the kernel (AVX-512 VNNI): faster, and close
+        to fp32 (docs/RESULTS.md gives the perplexity). int8 and exact exclude each other.
         guard_mapping: install a process-wide SIGBUS handler so that the file being truncated while
         mapped raises FileError on the next call instead of killing the process (sqllm_load_params
         in sqllm.h says how); sqrun turns it on."""
@@ -88,7 +93,8 @@ class Model:
         self.path = os.fspath(path)
         self._model = _sqllm.LoadedModel(self.path, verify_checksums, guard_mapping)
         self._ctx_args = dict(n_ctx=n_ctx, n_threads=threads, n_batch=n_batch, kv_f32=kv_cache == "f32",
-                              kv_bits=-1 if kv_bits is None else kv_bits, kv_method=kv_method, int8=bool(int8))
+                              kv_bits=-1 if kv_bits is None else kv_bits, kv_method=kv_method, int8=bool(int8),
+                              exact=bool(exact))
         self._ctx = _sqllm.Context(self._model, **self._ctx_args)
         self.load_seconds = time.perf_counter() - t0
         self.last_stats = GenerationStats(load_seconds=self.load_seconds)
@@ -117,7 +123,7 @@ class Model:
             return f"Model({self.path!r}, closed)"
         kv = f"KVQuant {self.kv_bits}-bit" if self.kv_bits else "kv " + ("f32" if self._ctx_args["kv_f32"] else "f16")
         return (f"Model({self.path!r}, {self._model.family}, {self._model.num_layers} layers, vocab {self.vocab_size}, "
-                f"n_ctx {self.context_length}, {self.threads} threads, {kv}{', int8' if self._ctx_args['int8'] else ''})")
+                f"n_ctx {self.context_length}, {self.threads} threads, {kv}{', int8' if self._ctx_args['int8'] else ''}{', exact' if self._ctx_args['exact'] else ''})")
 
     @property
     def vocab_size(self) -> int:

@@ -340,7 +340,7 @@ def runtime_perplexity(work: Work, step: str, sqf: Path, args, windows: int) -> 
     print(f"[compare] {step} ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
-        ppl = Model(sqf, threads=args.threads).perplexity(args.eval_text.read_text(encoding="utf-8"), ctx=args.ctx,
+        ppl = Model(sqf, threads=args.threads, exact=True).perplexity(args.eval_text.read_text(encoding="utf-8"), ctx=args.ctx,
                                                           max_windows=windows)
     except Exception as e:
         raise StepFailed(f"step '{step}' failed: {type(e).__name__}: {e}") from e

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Perplexity of .sqf files on the exact path and on the int8 path (`Model(int8=True)`), on
+"""Perplexity of .sqf files on the exact fp32 path (`Model(exact=True)`), the default path (prompt
+batches as the integer GEMM where the CPU has it) and the int8 path (`Model(int8=True)`), on
 TinyStories and WikiText-2 validation text, printed as a markdown table.
 
     python tools/int8_quality.py A.sqf B.sqf ... [--windows 40] [--ctx 512] [--threads 2]
 
-Both paths score the same windows (non-overlapping, BOS + ctx-1 tokens, as `sqrun --perplexity`).
+All paths score the same windows (non-overlapping, BOS + ctx-1 tokens, as `sqrun --perplexity`).
 """
 
 import argparse
@@ -24,13 +25,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     texts = {name: path.read_text(encoding="utf-8") for name, path in TEXTS.items()}
-    print("| file | text | exact PPL | int8 PPL | int8 / exact - 1 |")
-    print("|---|---|---:|---:|---:|")
+    print("| file | text | exact PPL | default PPL | default / exact - 1 | int8 PPL | int8 / exact - 1 |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    paths = {"exact": dict(exact=True), "default": {}, "int8": dict(int8=True)}
     for f in args.files:
         for name, text in texts.items():
-            exact, int8 = (Model(f, threads=args.threads, int8=i8).perplexity(text, ctx=args.ctx, max_windows=args.windows)
-                           for i8 in (False, True))
-            print(f"| {f.name} | {name} | {exact:.4f} | {int8:.4f} | {int8 / exact - 1:+.3%} |", flush=True)
+            ppl = {p: Model(f, threads=args.threads, **kw).perplexity(text, ctx=args.ctx, max_windows=args.windows)
+                   for p, kw in paths.items()}
+            exact = ppl["exact"]
+            print(f"| {f.name} | {name} | {exact:.4f} | {ppl['default']:.4f} | {ppl['default'] / exact - 1:+.3%} | "
+                  f"{ppl['int8']:.4f} | {ppl['int8'] / exact - 1:+.3%} |", flush=True)
 
 
 if __name__ == "__main__":

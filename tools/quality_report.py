@@ -101,7 +101,7 @@ def main() -> None:
         run("-m", "sqllm.converter", str(model), "-o", str(out), "--fisher", str(fisher), "--force", "--quiet", *opts)
         seconds = time.perf_counter() - t0
         info = json.loads(run("-m", "sqllm.converter", "inspect", str(out), "--json").stdout)
-        m = Model(out)
+        m = Model(out, exact=True)
         ppl = {k: m.perplexity(t, ctx=args.ctx, max_windows=args.windows) for k, t in texts.items()}
         del m
         bpw = info["bits_per_weight"]

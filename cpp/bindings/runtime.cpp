@@ -88,7 +88,7 @@ void register_runtime(py::module_ &m) {
     const sqllm::ContextParams cd = sqllm::default_context_params();
     py::class_<sqllm::Context>(m, "Context", "One sequence over a LoadedModel: KV cache, scratch, threads.")
         .def(py::init([](const sqllm::Model &mdl, int n_ctx, int n_threads, int n_batch, bool kv_f32, int kv_bits,
-                         const std::string &kv_method, bool int8) {
+                         const std::string &kv_method, bool int8, bool exact) {
                  sqllm::ContextParams p;
                  p.n_ctx = n_ctx;
                  p.n_threads = n_threads;
@@ -97,12 +97,13 @@ void register_runtime(py::module_ &m) {
                  p.kv_bits = kv_bits;
                  p.kv_method = kv_method_of(kv_method) == sqllm::KvMethod::Uniform ? SQLLM_KV_UNIFORM : SQLLM_KV_NUQ;
                  p.int8 = int8;
+                 p.exact = exact;
                  py::gil_scoped_release release;
                  return std::make_unique<sqllm::Context>(mdl, p);
              }),
              py::arg("model"), py::arg("n_ctx") = cd.n_ctx, py::arg("n_threads") = cd.n_threads, py::arg("n_batch") = cd.n_batch,
              py::arg("kv_f32") = bool(cd.kv_fp32), py::arg("kv_bits") = cd.kv_bits, py::arg("kv_method") = "nuq",
-             py::arg("int8") = bool(cd.int8), py::keep_alive<1, 2>())
+             py::arg("int8") = bool(cd.int8), py::arg("exact") = bool(cd.exact), py::keep_alive<1, 2>())
         .def_property_readonly("n_past", &sqllm::Context::n_past)
         .def_property_readonly("kv_bits", &sqllm::Context::kv_bits)
         .def_property_readonly("kv_bytes", &sqllm::Context::kv_bytes)

@@ -12,6 +12,7 @@ const KernelTable &scalar_kernels() {
         lut_matmat_scalar,
         q8_order_natural,
         lut_matmat_q8_scalar,
+        nullptr,
         csr_spmv_add_scalar,
         csr_spmm_add_scalar,
         dense_matvec_f32_scalar,
@@ -38,6 +39,7 @@ const KernelTable *avx2_kernels() {
         lut_matmat_avx2,
         q8_order_avx2,
         lut_matmat_q8_avx2,
+        nullptr,
         csr_spmv_add_avx2,
         csr_spmm_add_avx2,
         dense_matvec_f32_avx2,
@@ -66,6 +68,7 @@ const KernelTable *avx512_kernels() {
         t.name = "avx512";
         t.q8_order = q8_order_natural;
         t.lut_matmat_q8 = lut_matmat_q8_avx512;
+        t.lut_gemm_q16 = lut_gemm_q16_avx512;
         t.q8_max_bits = 6;
         return t;
     }();

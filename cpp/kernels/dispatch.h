@@ -12,6 +12,7 @@
 #include "kernels/fp16_convert/fp16_convert.h"
 #include "kernels/kv_dequant/kv_dequant.h"
 #include "kernels/lut_matvec/lut_matvec.h"
+#include "kernels/lut_gemm_q16/lut_gemm_q16.h"
 #include "kernels/lut_matvec_q8/lut_matvec_q8.h"
 #include "kernels/stream_read/stream_read.h"
 
@@ -24,6 +25,7 @@ struct KernelTable {
     LutMatmatFn lut_matmat;
     Q8OrderFn q8_order;
     LutMatmatQ8Fn lut_matmat_q8;
+    LutGemmQ16Fn lut_gemm_q16;  // nullptr where no kernel is faster than lut_matmat for batches
     CsrSpmvAddFn csr_spmv_add;
     CsrSpmmAddFn csr_spmm_add;
     DenseMatvecF32Fn dense_matvec_f32;

@@ -99,6 +99,33 @@ void lut_matmat_q8(ThreadPool &pool, const LutMatrixView &w, const kernels::LutQ
     });
 }
 
+kernels::Q16Activations Q16Buffer::quantize(const float *x, int64_t n, int64_t cols) {
+    const int64_t padded = kernels::q16_padded(cols), chunks = padded / kernels::kQ16Chunk;
+    q.resize(size_t(n * padded));
+    scales.resize(size_t(n * kernels::q16_blocks(cols)));
+    prefix.resize(size_t(n * (chunks + 1)));
+    kernels::q16_quantize(x, n, cols, q.data(), scales.data(), prefix.data());
+    kernels::Q16Activations a;
+    a.q = q.data();
+    a.scales = scales.data();
+    a.prefix = prefix.data();
+    a.n = n;
+    a.cols = cols;
+    a.padded = padded;
+    return a;
+}
+
+void lut_gemm_q16(ThreadPool &pool, const LutMatrixView &w, const kernels::LutQ16Tables &t,
+                  const kernels::Q16Activations &a, const float *x, float *y, const KernelTable &k) {
+    if (a.n <= 0) return;
+    const CsrMatrixView sparse = sparse_part(w);
+    const double row_cost = double(w.row_bytes()) + double(w.groups()) * (double(int64_t(2) << w.bits) + 8.0);
+    for_row_ranges(pool, w.rowptr, w.rows, row_cost, kCsrEntryBytes, double(a.n), [&](int64_t begin, int64_t end) {
+        k.lut_gemm_q16(w, t, a, y, begin, end);
+        if (w.has_sparse()) k.csr_spmm_add(sparse, x, a.n, y, begin, end);
+    });
+}
+
 void csr_spmv_add(ThreadPool &pool, const CsrMatrixView &a, const float *x, float *y, const KernelTable &k) {
     for_row_ranges(pool, a.rowptr, a.rows, sizeof(int32_t), kCsrEntryBytes, 1.0,
                    [&](int64_t begin, int64_t end) { k.csr_spmv_add(a, x, y, begin, end); });

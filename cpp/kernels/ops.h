@@ -38,6 +38,18 @@ void lut_matmat_q8(ThreadPool &pool, const kernels::LutMatrixView &w, const kern
                    const kernels::Q8Activations &a, const float *x, float *y,
                    const kernels::KernelTable &k = kernels::active_kernels());
 
+// Prompt batches as an integer GEMM (lut_gemm_q16.h); `a` holds x [n][cols] quantized by
+// Q16Buffer, and the sparse part, when present, is added with the fp32 x. k.lut_gemm_q16 must be set.
+struct Q16Buffer {
+    std::vector<int16_t> q;
+    std::vector<float> scales;
+    std::vector<double> prefix;
+    kernels::Q16Activations quantize(const float *x, int64_t n, int64_t cols);
+};
+void lut_gemm_q16(ThreadPool &pool, const kernels::LutMatrixView &w, const kernels::LutQ16Tables &t,
+                  const kernels::Q16Activations &a, const float *x, float *y,
+                  const kernels::KernelTable &k = kernels::active_kernels());
+
 // y += A x, with rows split by nonzeros.
 void csr_spmv_add(ThreadPool &pool, const kernels::CsrMatrixView &a, const float *x, float *y,
                   const kernels::KernelTable &k = kernels::active_kernels());

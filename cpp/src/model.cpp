@@ -213,6 +213,25 @@ void Model::prepare_int8() const {
     });
 }
 
+void Model::prepare_gemm() const {
+    if (!kernels::active_kernels().lut_gemm_q16) return;
+    std::call_once(gemm_once_, [this] {
+        auto prepare = [](Matrix &m) {
+            if (!m.quant) return;
+            const kernels::LutMatrixView view = m.lut_view();
+            if (!kernels::q16_supported(view)) return;
+            const size_t tables = size_t(view.rows * view.groups());
+            m.q16_levels.resize(tables << view.bits);
+            m.q16_lo.resize(tables);
+            m.q16_step.resize(tables);
+            kernels::q16_requantize_lut(view, m.q16_levels.data(), m.q16_lo.data(), m.q16_step.data());
+        };
+        for (LayerWeights &w : layers_)
+            for (Matrix *m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) prepare(*m);
+        prepare(lm_head_);
+    });
+}
+
 ContextParams default_context_params() {
     ContextParams p;
     p.n_ctx = 0;
@@ -222,6 +241,7 @@ ContextParams default_context_params() {
     p.kv_bits = -1;
     p.kv_method = SQLLM_KV_NUQ;
     p.int8 = 0;
+    p.exact = 0;
     return p;
 }
 
@@ -235,6 +255,7 @@ const ContextParams &checked(const ContextParams &p) {
     if (p.kv_bits != -1 && p.kv_bits != 0 && (p.kv_bits < 2 || p.kv_bits > 4))
         fail("kv_bits must be -1 (the file's choice), 0 (none), 2, 3 or 4; got " + std::to_string(p.kv_bits));
     if (p.kv_method != SQLLM_KV_NUQ && p.kv_method != SQLLM_KV_UNIFORM) fail("kv_method must be SQLLM_KV_NUQ or SQLLM_KV_UNIFORM");
+    if (p.int8 && p.exact) fail("int8 and exact exclude each other");
     return p;
 }
 
@@ -248,6 +269,7 @@ Context::Context(const Model &model, const ContextParams &params)
       rope_(model.config()),
       kv_(make_kv_cache(model.file(), n_ctx_, params)) {
     if (params.int8) model.prepare_int8();
+    if (!params.exact && !params.int8) model.prepare_gemm();
 }
 
 uint64_t Context::kv_bytes() const { return kv_->bytes_used(n_past_); }
@@ -260,15 +282,19 @@ void Context::truncate(int32_t n) {
 }
 
 void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input) {
-    if (!reuse_input) q8_input_ = {};  // a new input: its int8 form is still to be made
+    if (!reuse_input) q8_input_ = {}, q16_input_ = {};  // a new input: its quantized forms are still to be made
+    const kernels::KernelTable &k = kernels::active_kernels();
     if (m.quant && params_.int8 && m.has_int8()) {
         const kernels::LutMatrixView view = m.lut_view();
-        const uint8_t *order = kernels::active_kernels().q8_order(view.bits);
+        const uint8_t *order = k.q8_order(view.bits);
         if (!(q8_input_.q && q8_order_ == order && q8_input_.n == n && q8_input_.cols == m.cols)) {
             q8_input_ = q8_.quantize(x, n, m.cols, order);
             q8_order_ = order;
         }
         ops::lut_matmat_q8(pool_, view, m.int8_tables(), q8_input_, x, y);
+    } else if (m.quant && !params_.exact && n >= kGemmMinTokens && m.has_q16()) {
+        if (!(q16_input_.q && q16_input_.n == n && q16_input_.cols == m.cols)) q16_input_ = q16_.quantize(x, n, m.cols);
+        ops::lut_gemm_q16(pool_, m.lut_view(), m.q16_tables(), q16_input_, x, y);
     } else if (m.quant) {
         ops::lut_matmat(pool_, m.lut_view(), x, n, y);
     } else if (m.dense->type == format::TYPE_F16) {

@@ -33,6 +33,11 @@ struct Matrix {
     kernels::LutMatrixView lut_view() const;  // requires quant
     bool has_int8() const { return !q8_levels.empty(); }
     kernels::LutQ8Tables int8_tables() const { return {q8_levels.data(), q8_lo.data(), q8_step.data()}; }
+    // The batch GEMM's LUT (lut_gemm_q16.h), likewise.
+    std::vector<int16_t> q16_levels;
+    std::vector<float> q16_lo, q16_step;
+    bool has_q16() const { return !q16_levels.empty(); }
+    kernels::LutQ16Tables q16_tables() const { return {q16_levels.data(), q16_lo.data(), q16_step.data()}; }
 };
 
 struct LayerWeights {
@@ -57,10 +62,13 @@ public:
     // Builds the int8 LUTs of every quantized linear the int8 kernels support, once; safe to
     // call from several threads. Costs 1 + 8 / 2^bits bytes per LUT entry of those matrices.
     void prepare_int8() const;
+    // Builds the batch GEMM's LUTs (lut_gemm_q16.h) likewise, when the active kernels have the
+    // GEMM; 2 + 8 / 2^bits bytes per LUT entry.
+    void prepare_gemm() const;
 
 private:
     Model() = default;
-    mutable std::once_flag int8_once_;
+    mutable std::once_flag int8_once_, gemm_once_;
     std::unique_ptr<SqfFile> file_;
     Tokenizer tokenizer_;
     mutable std::vector<LayerWeights> layers_;  // mutable: prepare_int8 fills the int8 LUTs
@@ -114,10 +122,14 @@ private:
     Rope rope_;
     std::unique_ptr<KvCache> kv_;
     std::vector<float> partial_, decoded_;
-    // The int8 form of the last quantized-linear input, and the column order it is in.
+    // The quantized forms of the last quantized-linear input: int8 in a kernel's column order
+    // (and that order) for the int8 path, int16 for the batch GEMM (kGemmMinTokens or more).
+    static constexpr int32_t kGemmMinTokens = 2;
     ops::Q8Buffer q8_;
     kernels::Q8Activations q8_input_{};
     const uint8_t *q8_order_ = nullptr;
+    ops::Q16Buffer q16_;
+    kernels::Q16Activations q16_input_{};
     // Scratch for one batch.
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_;
 };

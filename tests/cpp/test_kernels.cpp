@@ -475,6 +475,141 @@ void test_lut_q8_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *
     }
 }
 
+// The batch GEMM (lut_gemm_q16.h): the requantized LUT, the scalar reference within the
+// quantization error bound of W x, and every table's kernel (where it has one) and ops against
+// the reference, over tiles of 16 tokens and their remainders.
+void test_lut_q16_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *> &pools) {
+    const LutMatrixView w = c.view();
+    if (!kernels::q16_supported(w)) return;
+    const int64_t tables = c.rows * w.groups(), entries = int64_t(1) << c.bits;
+    const int64_t blocks = kernels::q16_blocks(c.cols);
+    std::vector<int16_t> levels(size_t(tables * entries));
+    std::vector<float> lo(static_cast<size_t>(tables)), step(static_cast<size_t>(tables));
+    kernels::q16_requantize_lut(w, levels.data(), lo.data(), step.data());
+    const kernels::LutQ16Tables t{levels.data(), lo.data(), step.data()};
+    bool lut_ok = true;
+    for (int64_t k = 0; k < tables * entries; k++) {
+        const double exact = kernels::fp16_to_fp32(c.lut[size_t(k)]), st = step[size_t(k / entries)];
+        lut_ok = lut_ok && levels[size_t(k)] >= 0 && levels[size_t(k)] < kernels::kQ16Levels &&
+                 std::fabs(lo[size_t(k / entries)] + st * levels[size_t(k)] - exact) <= st * 0.5001 + 1e-7 * std::fabs(exact);
+    }
+    check(lut_ok, fmt("q16 %s: LUT levels in [0, 2047], each within step/2 of its fp16 entry", c.name().c_str()));
+
+    const int64_t n_max = 33, batch_sizes[] = {1, 2, 3, 5, 9, 16, 17, 33};
+    const std::vector<float> x = random_activations(rng, n_max * c.cols);
+    const std::vector<double> dense = dequantize(c);
+    const Csr *sparse = c.sparse == Sparse::None ? nullptr : &c.csr;
+    ops::Q16Buffer full;
+    const kernels::Q16Activations a_full = full.quantize(x.data(), n_max, c.cols);
+    std::vector<float> ref(size_t(n_max * c.rows));
+    kernels::lut_gemm_q16_scalar(w, t, a_full, ref.data(), 0, c.rows);
+    const Expected exact = reference_product(dense, nullptr, c.rows, c.cols, x.data(), n_max);
+    const Expected sparse_only = reference_product({}, sparse, c.rows, c.cols, x.data(), n_max);
+    // Float rounding in the kernels is relative to the size of the offset and level terms, at
+    // most sum (|lo| + 2047 step) |x| (they may cancel).
+    std::vector<double> terms(size_t(n_max * c.rows));
+    bool bound_ok = true;
+    for (int64_t n = 0; n < n_max; n++) {
+        for (int64_t i = 0; i < c.rows; i++) {
+            double bound = 0.0, size = 0.0;
+            for (int64_t j = 0; j < c.cols; j++) {
+                const int64_t table = i * w.groups() + j / c.group_size;
+                const double s_b = a_full.scales[size_t(n * blocks + j / kernels::kQ16Block)], xj = x[size_t(n * c.cols + j)];
+                const double half_step = 0.5 * step[size_t(table)], wj = dense[size_t(i * c.cols + j)];
+                bound += half_step * std::fabs(xj) + (std::fabs(wj) + half_step) * 0.5 * s_b;
+                size += (std::fabs(lo[size_t(table)]) + 2047.0 * step[size_t(table)]) * std::fabs(xj);
+            }
+            const size_t at = size_t(n * c.rows + i);
+            terms[at] = size;
+            bound_ok = bound_ok && std::fabs(ref[at] - exact.value[at]) <= bound * 1.0001 + 1e-6 * exact.scale[at];
+        }
+    }
+    check(bound_ok, fmt("q16 %s: scalar GEMM within the quantization error bound of W x", c.name().c_str()));
+
+    std::vector<float> y(size_t(n_max * c.rows)), want(size_t(n_max * c.rows));
+    for (const KernelTable *k : all_tables()) {
+        if (!k->lut_gemm_q16) continue;
+        ops::Q16Buffer buffer;
+        double worst = 0.0;
+        auto error_against = [&](int64_t n, int64_t begin, int64_t end) {
+            for (int64_t m = 0; m < n; m++)
+                for (int64_t i = 0; i < c.rows; i++) {
+                    const size_t at = size_t(m * c.rows + i);
+                    const bool inside = i >= begin && i < end;
+                    const double err = inside ? std::fabs(double(y[at]) - want[at]) / (terms[at] + sparse_only.scale[at] + 1e-30)
+                                              : (y[at] == kUntouched ? 0.0 : INFINITY);
+                    if (!(err <= worst)) worst = std::isnan(err) ? INFINITY : err;
+                }
+        };
+        for (int64_t n : batch_sizes) {
+            // The reference for these n tokens (the layout depends on n, the values do not).
+            const kernels::Q16Activations a = buffer.quantize(x.data(), n, c.cols);
+            std::vector<float> r(size_t(n * c.rows));
+            kernels::lut_gemm_q16_scalar(w, t, a, r.data(), 0, c.rows);
+            bool same = true;
+            for (size_t at = 0; at < r.size(); at++) same = same && r[at] == ref[at];
+            if (!same) worst = INFINITY;  // the reference must not depend on the batch
+            for (int range = 0; range < 2; range++) {
+                const int64_t begin = range && c.rows > 2 ? 1 : 0, end = range && c.rows > 2 ? c.rows - 1 : c.rows;
+                std::fill(y.begin(), y.end(), kUntouched);
+                std::copy(r.begin(), r.end(), want.begin());
+                k->lut_gemm_q16(w, t, a, y.data(), begin, end);
+                error_against(n, begin, end);
+            }
+            for (size_t at = 0; at < r.size(); at++) want[at] = float(double(r[at]) + sparse_only.value[at]);
+            for (ThreadPool *pool : pools) {
+                std::fill(y.begin(), y.end(), kUntouched);
+                ops::lut_gemm_q16(*pool, w, t, a, x.data(), y.data(), *k);
+                error_against(n, 0, c.rows);
+            }
+        }
+        check(worst <= kFastTolerance, fmt("[%s] q16 %s: kernel + ops vs the scalar GEMM, n in {1,2,3,5,9,16,17,33}: max error %.2g",
+                                           k->name, c.name().c_str(), worst));
+    }
+}
+
+// The largest sums the GEMM's int32 lanes can meet: every activation at +-8191 and every code on
+// level 2047, over 8192 + 128 columns (17 blocks, one LUT), for 16 and 3 tokens.
+void test_lut_q16_extremes() {
+    for (int bits : {2, 4, 6}) {
+        LutCase c;
+        c.rows = 3;
+        c.cols = c.group_size = 8192 + 128;
+        c.bits = bits;
+        c.sparse = Sparse::None;
+        const LutMatrixView shape = c.view();
+        c.codes.assign(size_t(c.rows * shape.row_bytes()), 0xFF);  // every code 2^bits - 1: the LUT's largest entry
+        c.lut.assign(size_t(c.rows * shape.lut_row_entries()), kernels::fp32_to_fp16(-1.0f));
+        for (int64_t i = 0; i < c.rows; i++) c.lut[size_t((i + 1) * shape.lut_row_entries() - 1)] = kernels::fp32_to_fp16(1.0f);
+        const LutMatrixView w = c.view();
+        const int64_t tables = c.rows, entries = int64_t(1) << bits;
+        std::vector<int16_t> levels(size_t(tables * entries));
+        std::vector<float> lo(static_cast<size_t>(tables)), step(static_cast<size_t>(tables));
+        kernels::q16_requantize_lut(w, levels.data(), lo.data(), step.data());
+        const kernels::LutQ16Tables t{levels.data(), lo.data(), step.data()};
+        for (int64_t n : {int64_t(16), int64_t(3)}) {
+            std::vector<float> x(size_t(n * c.cols));
+            for (int64_t m = 0; m < n; m++)
+                for (int64_t j = 0; j < c.cols; j++) x[size_t(m * c.cols + j)] = m % 2 ? -2.5f : 2.5f;
+            ops::Q16Buffer buffer;
+            const kernels::Q16Activations a = buffer.quantize(x.data(), n, c.cols);
+            double worst = 0.0;
+            for (const KernelTable *k : all_tables()) {
+                if (!k->lut_gemm_q16) continue;
+                std::vector<float> y(size_t(n * c.rows));
+                k->lut_gemm_q16(w, t, a, y.data(), 0, c.rows);
+                for (int64_t m = 0; m < n; m++)
+                    for (int64_t i = 0; i < c.rows; i++) {
+                        const double want = (m % 2 ? -2.5 : 2.5) * double(c.cols);
+                        worst = std::max(worst, std::fabs(double(y[size_t(m * c.rows + i)]) - want) / std::fabs(want));
+                    }
+            }
+            check(worst <= 1e-6, fmt("q16 extremes, %d bits, n=%lld: |a| = 8191 and level 2047 in every column, max relative error %.2g",
+                                     bits, (long long)n, worst));
+        }
+    }
+}
+
 void test_lut(const std::vector<ThreadPool *> &pools) {
     Rng rng(1);
     const int64_t col_counts[] = {1, 7, 31, 32, 33, 100, 172, 257, 4096 + 5};
@@ -501,12 +636,16 @@ void test_lut(const std::vector<ThreadPool *> &pools) {
                 const LutCase c = make_lut_case(rng, rows, cols, group_size, bits, sparse);
                 test_lut_case(rng, c, pools);
                 test_lut_q8_case(rng, c, pools);
+                test_lut_q16_case(rng, c, pools);
             }
         }
         for (int64_t cols : {int64_t(64), int64_t(128), int64_t(200), int64_t(384), int64_t(1000)})
             test_lut_q8_case(rng, make_lut_case(rng, 7, cols, cols, bits, Sparse::Random), pools);
         test_lut_q8_case(rng, make_lut_case(rng, 5, 640, 128, bits, Sparse::Random), pools);
         test_lut_q8_case(rng, make_lut_case(rng, 130, 2048, 256, bits, Sparse::Random), pools);
+        for (int64_t cols : {int64_t(640), int64_t(1000), int64_t(4864)})
+            test_lut_q16_case(rng, make_lut_case(rng, 21, cols, cols, bits, Sparse::Random), pools);
+        test_lut_q16_case(rng, make_lut_case(rng, 19, 1536, 384, bits, Sparse::Random), pools);
         // Big enough for ops to cut it into several tasks per thread.
         test_lut_case(rng, make_lut_case(rng, 130, 4096 + 5, 4096 + 5, bits, Sparse::Random), pools);
         test_lut_case(rng, make_lut_case(rng, 64, 2048, 128, bits, Sparse::Random), pools);
@@ -846,6 +985,7 @@ int main() {
     test_fp16();
     test_thread_pool();
     test_lut(pools);
+    test_lut_q16_extremes();
     test_csr(pools);
     test_dense(pools);
     test_attention();

@@ -189,8 +189,13 @@ typedef struct sqllm_context_params {
     int32_t kv_method; /* SQLLM_KV_NUQ (default: the file's calibrated datatype) or SQLLM_KV_UNIFORM
                           (evenly spaced levels; on a file without KV calibration the key ranges
                           come from the sequence, and kv_bits must be 2, 3 or 4) */
-    int int8;          /* non-zero: quantized linears run with int8 activations and LUTs (faster,
-                          approximate: docs/RESULTS.md); 0 (default): the exact fp32 path */
+    int int8;          /* non-zero: quantized linears run with int8 activations and LUTs (faster
+                          decode, approximate: docs/RESULTS.md); 0 (default): see exact */
+    int exact;         /* non-zero: every product on the fp32 path, the reference. 0 (default):
+                          one-token steps in fp32, and prompt batches of quantized linears as an
+                          integer GEMM (11-bit LUT levels, 14-bit activations) where the CPU has
+                          the kernel (AVX-512 VNNI): faster, close to fp32 (docs/RESULTS.md).
+                          int8 and exact exclude each other. */
 } sqllm_context_params;
 
 enum { SQLLM_KV_NUQ = 0, SQLLM_KV_UNIFORM = 1 };

@@ -2,14 +2,10 @@
 // flags and run only when the CPU and OS support them (dispatch.cpp); internal linkage only
 // (see lut_matvec_avx2.cpp on why).
 //
-// A step is 128 columns, 16 * bits bytes of codes (2 to 6 bits: 32 to 96 bytes), read with
-// masked loads (so never past the matrix) into one register, or two above 64 bytes. For each
-// half of the step, vpermb (vpermi2b across the two registers) gives qword q the bytes that
-// hold codes 8q..8q+7, vpmultishiftqb moves code k of the qword to the low bits of byte k, and
-// vpermb looks the bytes up in a 64-byte table of the levels repeated (6 bits: the 64 levels
-// once), which makes the bits above the code irrelevant. vpdpbusd then sums 4 level *
-// activation products per int32 lane: lanes 0-7 belong to one 32-column block and 8-15 to the
-// next. Columns stay in order.
+// Codes are unpacked as unpack_avx512.h describes; vpermb then looks the bytes up in a 64-byte
+// table of the levels repeated (6 bits: the 64 levels once), which makes the bits above the code
+// irrelevant. vpdpbusd then sums 4 level * activation products per int32 lane: lanes 0-7 belong
+// to one 32-column block and 8-15 to the next. Columns stay in order.
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which -Wmaybe-uninitialized
 // reports at every inlined call; the values are always fully written.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -19,29 +15,18 @@
 #include <cstring>
 
 #include "kernels/lut_matvec_q8/lut_matvec_q8.h"
+#include "kernels/lut_matvec_q8/unpack_avx512.h"
 
 namespace sqllm {
 namespace kernels {
 namespace {
 
-constexpr int64_t kStep = 128;
+constexpr int64_t kStep = kUnpackStep;
 constexpr int kMaxTokens = 4;
 
 template <int kBits>
-struct Decode {
-    __m512i table, spread_first, spread_second, control;
-    Decode() {
-        alignas(64) uint8_t first[64], second[64], shifts[64];
-        for (int q = 0; q < 8; q++)
-            for (int m = 0; m < 8; m++) {
-                first[8 * q + m] = uint8_t(m < kBits ? kBits * q + m : 0);
-                second[8 * q + m] = uint8_t(m < kBits ? 8 * kBits + kBits * q + m : 0);
-                shifts[8 * q + m] = uint8_t(kBits * m);
-            }
-        spread_first = _mm512_load_si512(first);
-        spread_second = _mm512_load_si512(second);
-        control = _mm512_load_si512(shifts);
-    }
+struct Decode : UnpackCodes<kBits> {
+    __m512i table;
     void load_table(const uint8_t *levels) {
         if (kBits == 6) {
             table = _mm512_loadu_si512(levels);
@@ -59,13 +44,10 @@ struct Decode {
             table = _mm512_set1_epi32(int(four));
         }
     }
-    // src: the step's first 64 bytes of codes; high: the rest (only read when there are more).
-    void decode(__m512i src, __m512i high, __m512i w[2]) const {
-        w[0] = _mm512_permutexvar_epi8(
-            _mm512_multishift_epi64_epi8(control, _mm512_permutexvar_epi8(spread_first, src)), table);
-        const __m512i second = kBits > 4 ? _mm512_permutex2var_epi8(src, spread_second, high)
-                                         : _mm512_permutexvar_epi8(spread_second, src);
-        w[1] = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(control, second), table);
+    void decode(const uint8_t *p, int64_t left, __m512i w[2]) const {
+        this->unpack(p, left, w);
+        w[0] = _mm512_permutexvar_epi8(w[0], table);
+        w[1] = _mm512_permutexvar_epi8(w[1], table);
     }
 };
 
@@ -78,7 +60,6 @@ void rows_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &
     const int64_t row_bytes = (w.cols + 31) / 32 * 32 * w.bits / 8, all_bytes = w.rows * row_bytes;
     const int64_t blocks = a.padded / kQ8Block, steps = a.padded / kStep;
     const int64_t group_steps = w.group_size >= w.cols ? steps : w.group_size / kStep;
-    auto first_bytes = [](int64_t n) { return n >= 64 ? ~__mmask64(0) : n <= 0 ? __mmask64(0) : (__mmask64(1) << n) - 1; };
     Decode<kBits> decode;
     for (int64_t i = row_begin; i < row_end; i++) {
         const uint8_t *codes = w.codes + i * row_bytes;
@@ -97,11 +78,8 @@ void rows_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &
                 // Steps past the row read the next row's codes, which meet zero activations.
                 const int64_t offset = i * row_bytes + s * kStepBytes;
                 const int64_t left = all_bytes - offset < kStepBytes ? all_bytes - offset : kStepBytes;
-                const __m512i low = _mm512_maskz_loadu_epi8(first_bytes(left), codes + s * kStepBytes);
-                const __m512i high = kStepBytes > 64 ? _mm512_maskz_loadu_epi8(first_bytes(left - 64), codes + s * kStepBytes + 64)
-                                                     : _mm512_setzero_si512();
                 __m512i wv[2];
-                decode.decode(low, high, wv);
+                decode.decode(codes + s * kStepBytes, left, wv);
 #pragma GCC unroll 4
                 for (int k = 0; k < kTokens; k++) {
                     const int8_t *q = a.q + (t0 + k) * a.padded + s * kStep;

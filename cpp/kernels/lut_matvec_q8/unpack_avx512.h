@@ -1,0 +1,56 @@
+// Code unpacking shared by the AVX-512 LUT kernels (lut_matvec_q8_avx512.cpp,
+// lut_gemm_q16_avx512.cpp); include it only from files compiled with the AVX-512 flags.
+//
+// A step is 128 columns, 16 * bits bytes of codes (2 to 6 bits: 32 to 96 bytes), read with
+// masked loads (so never past the matrix) into one register, or two above 64 bytes. For each
+// half of the step, vpermb (vpermi2b across the two registers) gives qword q the bytes that
+// hold codes 8q..8q+7, and vpmultishiftqb moves code k of the qword to the low bits of byte k.
+// The bits above the code are left as they are: the look-ups that follow use only the low bits.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace sqllm {
+namespace kernels {
+namespace {
+
+constexpr int64_t kUnpackStep = 128;
+
+inline __mmask64 first_bytes(int64_t n) {
+    return n >= 64 ? ~__mmask64(0) : n <= 0 ? __mmask64(0) : (__mmask64(1) << n) - 1;
+}
+
+template <int kBits>
+struct UnpackCodes {
+    static constexpr int64_t kStepBytes = kUnpackStep * kBits / 8;
+    __m512i spread_first, spread_second, control;
+    UnpackCodes() {
+        alignas(64) uint8_t first[64], second[64], shifts[64];
+        for (int q = 0; q < 8; q++)
+            for (int m = 0; m < 8; m++) {
+                first[8 * q + m] = uint8_t(m < kBits ? kBits * q + m : 0);
+                second[8 * q + m] = uint8_t(m < kBits ? 8 * kBits + kBits * q + m : 0);
+                shifts[8 * q + m] = uint8_t(kBits * m);
+            }
+        spread_first = _mm512_load_si512(first);
+        spread_second = _mm512_load_si512(second);
+        control = _mm512_load_si512(shifts);
+    }
+    // The step at p, of which `left` bytes may be read (fewer than kStepBytes only at the end of
+    // the matrix): c[0] gets columns 0-63, c[1] columns 64-127, code k in the low bits of byte k.
+    void unpack(const uint8_t *p, int64_t left, __m512i c[2]) const {
+        const __m512i src = _mm512_maskz_loadu_epi8(first_bytes(left), p);
+        const __m512i high = kStepBytes > 64 ? _mm512_maskz_loadu_epi8(first_bytes(left - 64), p + 64)
+                                             : _mm512_setzero_si512();
+        c[0] = _mm512_multishift_epi64_epi8(control, _mm512_permutexvar_epi8(spread_first, src));
+        const __m512i second = kBits > 4 ? _mm512_permutex2var_epi8(src, spread_second, high)
+                                         : _mm512_permutexvar_epi8(spread_second, src);
+        c[1] = _mm512_multishift_epi64_epi8(control, second);
+    }
+};
+
+}  // namespace
+}  // namespace kernels
+}  // namespace sqllm
