@@ -36,7 +36,7 @@ def test_dev_model_file(dev_q):
 
 def test_dev_model_logits_match_torch(dev_q):
     f, hf = dev_q
-    model = Model(f, kv_cache="f32", n_batch=48)
+    model = Model(f, kv_cache="f32", n_batch=48, exact=True)
     ids = model.tokenize(TEXT)[:96]
     ours = model.logits(ids)
     ref = reference_logits(hf, ids)
@@ -107,7 +107,7 @@ def test_dev_model_budget_is_honoured(tmp_path, dev_model, dev_fisher, target):
         # The quantized tied embedding/head and GPTQ-rounded linears match torch on the dequantized weights.
         hf = tmp_path / "hf"
         sqconvert("dequant", f, "-o", hf)
-        model = Model(f, kv_cache="f32", n_batch=48)
+        model = Model(f, kv_cache="f32", n_batch=48, exact=True)
         ids = model.tokenize(TEXT)[:64]
         ours, ref = model.logits(ids), reference_logits(hf, ids)
         assert float(np.abs(ours - ref).max() / np.abs(ref).max()) < 1e-3

@@ -37,7 +37,7 @@ def max_rel_err(a, b):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_logits_match_torch_of_dequant(stories_q, threads):
     f, hf = stories_q
-    model = Model(f, threads=threads, kv_cache="f32", n_batch=7)  # odd batches cross the prompt
+    model = Model(f, threads=threads, kv_cache="f32", n_batch=7, exact=True)  # odd batches cross the prompt
     ids = model.tokenize(TEXT[:700])
     assert len(ids) > 100
     ours = model.logits(ids)
@@ -45,7 +45,7 @@ def test_logits_match_torch_of_dequant(stories_q, threads):
     assert ours.shape == ref.shape
     assert max_rel_err(ours, ref) < 1e-3
     # The default fp16 cache stays close too.
-    assert max_rel_err(Model(f, threads=threads).logits(ids), ref) < 5e-3
+    assert max_rel_err(Model(f, threads=threads, exact=True).logits(ids), ref) < 5e-3
 
 
 @pytest.mark.parametrize("bits", [5, 6])
@@ -56,7 +56,7 @@ def test_five_and_six_bit_logits_match_torch_of_dequant(tmp_path, stories_fisher
     assert {L.bits for L in SqfReader(f).linears.values()} == {bits}
     hf = tmp_path / "hf"
     sqconvert("dequant", f, "-o", hf)
-    model = Model(f, kv_cache="f32", n_batch=7)
+    model = Model(f, kv_cache="f32", n_batch=7, exact=True)
     ids = model.tokenize(TEXT[:700])
     ours = model.logits(ids)
     assert max_rel_err(ours, reference_logits(hf, ids)) < 1e-3
@@ -70,7 +70,7 @@ def test_five_and_six_bit_logits_match_torch_of_dequant(tmp_path, stories_fisher
 
 def test_perplexity_matches_torch_to_4_digits(stories_q):
     f, hf = stories_q
-    ours = Model(f, kv_cache="f32").perplexity(TEXT, ctx=128)
+    ours = Model(f, kv_cache="f32", exact=True).perplexity(TEXT, ctx=128)
     ref = reference_perplexity(hf, TEXT, ctx=128)
     assert ours == pytest.approx(ref, rel=5e-5), (ours, ref)
 
@@ -79,7 +79,7 @@ def test_int8_mode_stays_close_to_the_exact_path(stories_q):
     """int8 activations and 7-bit LUTs: another computation, close to the exact one; the prompt
     batches and one-token steps of the int8 path agree with each other."""
     f, _ = stories_q
-    exact = Model(f, kv_cache="f32")
+    exact = Model(f, kv_cache="f32", exact=True)
     fast = Model(f, kv_cache="f32", int8=True)
     ids = exact.tokenize(TEXT[:700])
     a, b = exact.logits(ids), fast.logits(ids)
@@ -92,6 +92,26 @@ def test_int8_mode_stays_close_to_the_exact_path(stories_q):
     p = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(f), "--prompt", "Once upon a time", "-n", "12",
                         "--temp", "0", "--int8"], capture_output=True, text=True, check=True)
     assert p.stdout.startswith("Once upon a time") and len(p.stdout) > len("Once upon a time ")
+
+
+def test_default_batches_stay_close_to_the_exact_path(stories_q):
+    """By default prompt batches run as the integer GEMM where the CPU has it (AVX-512: 11-bit LUT
+    levels, 14-bit activations): within a few 1e-3 of fp32 in the logits and 1e-3 in perplexity.
+    One token at a time the default path is fp32. exact and int8 exclude each other."""
+    f, _ = stories_q
+    exact = Model(f, kv_cache="f32", exact=True)
+    default = Model(f, kv_cache="f32")
+    ids = exact.tokenize(TEXT[:700])
+    assert max_rel_err(default.logits(ids), exact.logits(ids)) < 5e-3
+    assert abs(default.perplexity(TEXT, ctx=128) / exact.perplexity(TEXT, ctx=128) - 1) < 1e-3
+    steps, exact_steps = (Model(f, kv_cache="f32", n_batch=1, exact=e).logits(ids[:20]) for e in (False, True))
+    assert np.array_equal(steps, exact_steps)
+    assert "exact" in repr(exact) and "exact" not in repr(default)
+    with pytest.raises(InvalidArgumentError, match="int8 and exact"):
+        Model(f, int8=True, exact=True)
+    p = subprocess.run([sys.executable, "-m", "sqllm.runtime", str(f), "--prompt", "x", "--int8", "--exact"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "--exact" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_unquantized_model_runtime_and_torch_agree(tmp_path):
