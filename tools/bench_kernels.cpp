@@ -2,7 +2,8 @@
 // matvec (dense, dense + 0.45% sparse), the CSR SpMV alone, the batched LUT matmat, the
 // scalar references and the fp16 / fp32 dense matvec on Llama-7B shapes with 1 and 2
 // threads, and prints each as effective bandwidth (bytes of weights read per second) next
-// to the measured one.
+// to the measured one. A last table compares the three ways through a 64-token prompt batch on
+// 2 threads: the exact lut_matmat, the int8 lut_matmat and the integer GEMM (lut_gemm_q16).
 //
 // Every matrix exists in enough copies (>= 128 MiB together, four times the L3 cache of the
 // machine this was written on) that consecutive calls stream their weights from DRAM as a
@@ -41,6 +42,7 @@ namespace {
 
 constexpr double kSparseDensity = 0.0045;
 constexpr int64_t kBatch = 8;  // activations in the lut_matmat measurement
+constexpr int64_t kPrompt = 64;  // activations in the prompt-batch comparison (the runtime's n_batch)
 const int kThreadCounts[] = {1, 2};
 
 struct Options {
@@ -95,10 +97,16 @@ struct LutCopies {
     std::vector<std::vector<float>> corr;
     std::vector<uint8_t> levels;  // the int8 path's LUTs for all copies
     std::vector<float> lo, step;
+    std::vector<int16_t> levels16;  // the batch GEMM's LUTs for all copies
+    std::vector<float> lo16, step16;
 
     kernels::LutQ8Tables q8_tables(int call) const {
         const int64_t copy = call % copies, entries = int64_t(1) << bits;
         return {levels.data() + copy * rows * entries, lo.data() + copy * rows, step.data() + copy * rows};
+    }
+    kernels::LutQ16Tables q16_tables(int call) const {
+        const int64_t copy = call % copies, entries = int64_t(1) << bits;
+        return {levels16.data() + copy * rows * entries, lo16.data() + copy * rows, step16.data() + copy * rows};
     }
     double q8_bytes() const { return double(rows) * double(view(0, false).row_bytes() + (int64_t(1) << bits) + 8); }
     LutMatrixView view(int call, bool sparse) const {
@@ -135,7 +143,7 @@ struct LutCopies {
 };
 
 std::unique_ptr<LutCopies> make_lut_copies(const Options &opt, Random &rng, int64_t rows, int64_t cols, int bits) {
-    std::unique_ptr<LutCopies> m(new LutCopies{rows, cols, bits, 0, {}, {}, {}, {}, {}, {}, {}, {}});
+    std::unique_ptr<LutCopies> m(new LutCopies{rows, cols, bits, 0, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}});
     LutMatrixView shape;
     shape.rows = rows;
     shape.cols = cols;
@@ -155,6 +163,12 @@ std::unique_ptr<LutCopies> make_lut_copies(const Options &opt, Random &rng, int6
         m->lo.resize(size_t(all.rows));
         m->step.resize(size_t(all.rows));
         kernels::q8_requantize_lut(all, m->levels.data(), m->lo.data(), m->step.data());
+    }
+    if (kernels::q16_supported(shape)) {
+        m->levels16.resize(size_t(all.rows << bits));
+        m->lo16.resize(size_t(all.rows));
+        m->step16.resize(size_t(all.rows));
+        kernels::q16_requantize_lut(all, m->levels16.data(), m->lo16.data(), m->step16.data());
     }
     const double per_row = kSparseDensity * double(cols);
     std::vector<int32_t> row_cols;
@@ -218,6 +232,18 @@ const Measurement *find(const std::vector<std::unique_ptr<Measurement>> &all, co
     return nullptr;
 }
 
+std::string fmt_cell(double gmacs, double us) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.1f G/s (%.1f us)", gmacs, us);
+    return buf;
+}
+
+std::string fmt_ratio(double r) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2fx", r);
+    return buf;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -254,6 +280,7 @@ int main(int argc, char **argv) {
     std::vector<std::unique_ptr<LutCopies>> luts;
     std::vector<std::vector<float>> activations;  // per shape: x [kBatch][cols], y [kBatch][rows]
     std::vector<std::vector<float>> outputs;
+    std::vector<std::vector<float>> prompt_x, prompt_y;  // per shape: x [kPrompt][cols], y [kPrompt][rows]
     std::vector<std::vector<uint16_t>> dense16;
     std::vector<std::vector<float>> dense32;
     std::vector<std::unique_ptr<Measurement>> all;
@@ -267,6 +294,9 @@ int main(int argc, char **argv) {
         activations.emplace_back(size_t(kBatch * s.cols));
         for (float &v : activations.back()) v = float(rng.normal());
         outputs.emplace_back(size_t(kBatch * s.rows));
+        prompt_x.emplace_back(size_t(kPrompt * s.cols));
+        for (float &v : prompt_x.back()) v = float(rng.normal());
+        prompt_y.emplace_back(size_t(kPrompt * s.rows));
         const float *x = activations.back().data();
         float *y = outputs.back().data();
 
@@ -308,6 +338,27 @@ int main(int argc, char **argv) {
             add("lut_matmat + sparse, n=8, per token", shape, b, pools.size() - 1, m->dense_bytes() + m->sparse_bytes(),
                 std::max(2, calls / 4), [=](int c) { ops::lut_matmat(*pool, m->view(c, true), x, kBatch, y, *fast); },
                 double(kBatch));
+            // The runtime's three ways through a prompt batch of kPrompt tokens, dense part only,
+            // each quantizing x in every call as the runtime does.
+            const float *xp = prompt_x.back().data();
+            float *yp = prompt_y.back().data();
+            const int batch_calls = std::max(2, calls / 16);
+            add("prompt n=64: lut_matmat (exact)", shape, b, pools.size() - 1, m->dense_bytes(), batch_calls,
+                [=](int c) { ops::lut_matmat(*pool, m->view(c, false), xp, kPrompt, yp, *fast); }, double(kPrompt));
+            if (kernels::q8_supported(m->view(0, false), fast->q8_max_bits))
+                add(std::string("prompt n=64: lut_matmat int8 (") + fast->name + ")", shape, b, pools.size() - 1, m->q8_bytes(),
+                    batch_calls, [=](int c) {
+                        thread_local ops::Q8Buffer buffer;
+                        const kernels::Q8Activations a = buffer.quantize(xp, kPrompt, s.cols, fast->q8_order(bits));
+                        ops::lut_matmat_q8(*pool, m->view(c, false), m->q8_tables(c), a, xp, yp, *fast);
+                    }, double(kPrompt));
+            if (fast->lut_gemm_q16 && kernels::q16_supported(m->view(0, false)))
+                add(std::string("prompt n=64: lut_gemm_q16 (") + fast->name + ")", shape, b, pools.size() - 1, m->dense_bytes(),
+                    batch_calls, [=](int c) {
+                        thread_local ops::Q16Buffer buffer;
+                        const kernels::Q16Activations a = buffer.quantize(xp, kPrompt, s.cols);
+                        ops::lut_gemm_q16(*pool, m->view(c, false), m->q16_tables(c), a, xp, yp, *fast);
+                    }, double(kPrompt));
         }
 
         // The unquantized baselines on the same shape.
@@ -393,6 +444,25 @@ int main(int argc, char **argv) {
                             pools[p]->size(), dense->best() * 1e6, both->best() * 1e6,
                             100.0 * (both->best() / dense->best() - 1.0), 100.0 * (both->median() / dense->median() - 1.0));
             }
+    std::printf("\nPrompt batches of %lld tokens, %d threads: multiply-adds per second of the dense part (per "
+                "token time in brackets) and the ratios of the same run.\n\n", (long long)kPrompt, pools.back()->size());
+    std::printf("| shape | bits | exact lut_matmat | int8 lut_matmat | lut_gemm_q16 | q16 vs exact | q16 vs int8 |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|\n");
+    for (const Shape &s : shapes)
+        for (int bits : {3, 4, 5, 6}) {
+            const std::string b = std::to_string(bits), sh = shape_name(s);
+            const size_t p = pools.size() - 1;
+            const Measurement *exact = find(all, "prompt n=64: lut_matmat (exact)", sh, b, p);
+            const Measurement *int8 = find(all, std::string("prompt n=64: lut_matmat int8 (") + fast->name + ")", sh, b, p);
+            const Measurement *gemm = find(all, std::string("prompt n=64: lut_gemm_q16 (") + fast->name + ")", sh, b, p);
+            const double macs = double(s.rows) * double(s.cols);
+            auto cell = [&](const Measurement *m) {
+                return m ? fmt_cell(macs / m->best() / 1e9, m->best() * 1e6) : std::string("-");
+            };
+            std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", sh.c_str(), b.c_str(), cell(exact).c_str(), cell(int8).c_str(),
+                        cell(gemm).c_str(), gemm && exact ? fmt_ratio(exact->best() / gemm->best()).c_str() : "-",
+                        gemm && int8 ? fmt_ratio(int8->best() / gemm->best()).c_str() : "-");
+        }
     std::fprintf(stderr, "(checksum %g)\n", sink);
     return 0;
 }
