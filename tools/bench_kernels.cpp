@@ -356,7 +356,7 @@ int main(int argc, char **argv) {
                 add(std::string("prompt n=64: lut_gemm_q16 (") + fast->name + ")", shape, b, pools.size() - 1, m->dense_bytes(),
                     batch_calls, [=](int c) {
                         thread_local ops::Q16Buffer buffer;
-                        const kernels::Q16Activations a = buffer.quantize(xp, kPrompt, s.cols);
+                        const kernels::Q16Activations a = buffer.quantize(*pool, xp, kPrompt, s.cols);
                         ops::lut_gemm_q16(*pool, m->view(c, false), m->q16_tables(c), a, xp, yp, *fast);
                     }, double(kPrompt));
         }

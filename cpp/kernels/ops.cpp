@@ -99,12 +99,15 @@ void lut_matmat_q8(ThreadPool &pool, const LutMatrixView &w, const kernels::LutQ
     });
 }
 
-kernels::Q16Activations Q16Buffer::quantize(const float *x, int64_t n, int64_t cols) {
+kernels::Q16Activations Q16Buffer::quantize(ThreadPool &pool, const float *x, int64_t n, int64_t cols) {
     const int64_t padded = kernels::q16_padded(cols), chunks = padded / kernels::kQ16Chunk;
     q.resize(size_t(n * padded));
     scales.resize(size_t(n * kernels::q16_blocks(cols)));
     prefix.resize(size_t(n * (chunks + 1)));
-    kernels::q16_quantize(x, n, cols, q.data(), scales.data(), prefix.data());
+    const int tasks = int(std::min<int64_t>(n, pool.size()));
+    pool.parallel_for(tasks, [&](int task, int) {
+        kernels::q16_quantize(x, n, cols, n * task / tasks, n * (task + 1) / tasks, q.data(), scales.data(), prefix.data());
+    });
     kernels::Q16Activations a;
     a.q = q.data();
     a.scales = scales.data();

@@ -44,7 +44,8 @@ struct Q16Buffer {
     std::vector<int16_t> q;
     std::vector<float> scales;
     std::vector<double> prefix;
-    kernels::Q16Activations quantize(const float *x, int64_t n, int64_t cols);
+    // Quantizes x [n][cols], tokens split over the pool; the view stays valid until the next call.
+    kernels::Q16Activations quantize(ThreadPool &pool, const float *x, int64_t n, int64_t cols);
 };
 void lut_gemm_q16(ThreadPool &pool, const kernels::LutMatrixView &w, const kernels::LutQ16Tables &t,
                   const kernels::Q16Activations &a, const float *x, float *y,

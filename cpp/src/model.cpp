@@ -293,7 +293,7 @@ void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool 
         }
         ops::lut_matmat_q8(pool_, view, m.int8_tables(), q8_input_, x, y);
     } else if (m.quant && !params_.exact && n >= kGemmMinTokens && m.has_q16()) {
-        if (!(q16_input_.q && q16_input_.n == n && q16_input_.cols == m.cols)) q16_input_ = q16_.quantize(x, n, m.cols);
+        if (!(q16_input_.q && q16_input_.n == n && q16_input_.cols == m.cols)) q16_input_ = q16_.quantize(pool_, x, n, m.cols);
         ops::lut_gemm_q16(pool_, m.lut_view(), m.q16_tables(), q16_input_, x, y);
     } else if (m.quant) {
         ops::lut_matmat(pool_, m.lut_view(), x, n, y);

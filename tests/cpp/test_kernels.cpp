@@ -500,7 +500,19 @@ void test_lut_q16_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool 
     const std::vector<double> dense = dequantize(c);
     const Csr *sparse = c.sparse == Sparse::None ? nullptr : &c.csr;
     ops::Q16Buffer full;
-    const kernels::Q16Activations a_full = full.quantize(x.data(), n_max, c.cols);
+    const kernels::Q16Activations a_full = full.quantize(*pools.back(), x.data(), n_max, c.cols);
+    bool quantized_ok = true;  // nearbyint(x * 8191 / max) in the layout of lut_gemm_q16.h, zeros past cols
+    for (int64_t n = 0; n < n_max; n++)
+        for (int64_t j = 0; j < a_full.padded; j++) {
+            const int64_t block = j / kernels::kQ16Block;
+            float max = 0.0f;
+            for (int64_t k = block * kernels::kQ16Block; k < std::min(c.cols, (block + 1) * kernels::kQ16Block); k++)
+                max = std::max(max, std::fabs(x[size_t(n * c.cols + k)]));
+            const float want = j < c.cols && max > 0.0f ? std::nearbyint(x[size_t(n * c.cols + j)] * (8191.0f / max)) : 0.0f;
+            const int16_t got = a_full.q[size_t(((j / 128) * n_max + n) * 128 + j % 128)];
+            quantized_ok = quantized_ok && float(got) == want && a_full.scales[size_t(n * blocks + block)] == max / 8191.0f;
+        }
+    check(quantized_ok, fmt("q16 %s: activations quantized to nearbyint(x * 8191 / block max), per block scales", c.name().c_str()));
     std::vector<float> ref(size_t(n_max * c.rows));
     kernels::lut_gemm_q16_scalar(w, t, a_full, ref.data(), 0, c.rows);
     const Expected exact = reference_product(dense, nullptr, c.rows, c.cols, x.data(), n_max);
@@ -543,7 +555,7 @@ void test_lut_q16_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool 
         };
         for (int64_t n : batch_sizes) {
             // The reference for these n tokens (the layout depends on n, the values do not).
-            const kernels::Q16Activations a = buffer.quantize(x.data(), n, c.cols);
+            const kernels::Q16Activations a = buffer.quantize(*pools[size_t(n) % pools.size()], x.data(), n, c.cols);
             std::vector<float> r(size_t(n * c.rows));
             kernels::lut_gemm_q16_scalar(w, t, a, r.data(), 0, c.rows);
             bool same = true;
@@ -592,7 +604,8 @@ void test_lut_q16_extremes() {
             for (int64_t m = 0; m < n; m++)
                 for (int64_t j = 0; j < c.cols; j++) x[size_t(m * c.cols + j)] = m % 2 ? -2.5f : 2.5f;
             ops::Q16Buffer buffer;
-            const kernels::Q16Activations a = buffer.quantize(x.data(), n, c.cols);
+            ThreadPool one(1);
+            const kernels::Q16Activations a = buffer.quantize(one, x.data(), n, c.cols);
             double worst = 0.0;
             for (const KernelTable *k : all_tables()) {
                 if (!k->lut_gemm_q16) continue;

@@ -58,9 +58,11 @@ bool q16_supported(const LutMatrixView &w);
 // level k = round((lut[k] - lo) / step) (0 when all entries are equal).
 void q16_requantize_lut(const LutMatrixView &w, int16_t *levels, float *lo, float *step);
 
-// Quantizes x [n][cols] into the buffers (sizes above): s_b = max |x| / 8191 over the block,
-// a[j] = round-to-nearest-even(x[j] * (8191 / max)).
-void q16_quantize(const float *x, int64_t n, int64_t cols, int16_t *q, float *scales, double *prefix);
+// Quantizes tokens [t_begin, t_end) of x [n][cols] into the buffers of all n (sizes above):
+// s_b = max |x| / 8191 over the block, a[j] = round-to-nearest-even(x[j] * (8191 / max)).
+// Calls on disjoint token ranges may run concurrently.
+void q16_quantize(const float *x, int64_t n, int64_t cols, int64_t t_begin, int64_t t_end, int16_t *q, float *scales,
+                  double *prefix);
 
 // y [n][rows] = the formula above over rows [row_begin, row_end), overwriting y there. The
 // sparse part of w is not applied (ops.h adds it with the fp32 activations).

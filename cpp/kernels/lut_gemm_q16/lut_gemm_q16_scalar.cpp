@@ -31,10 +31,14 @@ void q16_requantize_lut(const LutMatrixView &w, int16_t *levels, float *lo, floa
     }
 }
 
-void q16_quantize(const float *x, int64_t n, int64_t cols, int16_t *q, float *scales, double *prefix) {
+void q16_quantize(const float *x, int64_t n, int64_t cols, int64_t t_begin, int64_t t_end, int16_t *q, float *scales,
+                  double *prefix) {
     const int64_t padded = q16_padded(cols), chunks = padded / kQ16Chunk, blocks = q16_blocks(cols);
     const int64_t per_block = kQ16Block / kQ16Chunk;
-    for (int64_t t = 0; t < n; t++) {
+    // Adding and subtracting 1.5 * 2^23 rounds |v| < 2^22 to the nearest integer, ties to even (the
+    // default rounding mode), as nearbyint does, in a loop the compiler vectorizes.
+    const float magic = 12582912.0f;
+    for (int64_t t = t_begin; t < t_end; t++) {
         const float *xt = x + t * cols;
         double *pt = prefix + t * (chunks + 1);
         pt[0] = 0.0;
@@ -45,14 +49,17 @@ void q16_quantize(const float *x, int64_t n, int64_t cols, int16_t *q, float *sc
             const float scale = max / float(kQ16Max), inverse = max > 0.0f ? float(kQ16Max) / max : 0.0f;
             scales[t * blocks + b] = scale;
             for (int64_t c = b * per_block; c < (b + 1) * per_block && c < chunks; c++) {
-                int64_t sum = 0;
-                for (int64_t j = c * kQ16Chunk; j < (c + 1) * kQ16Chunk; j++) {
-                    // |x * inverse| <= 8191 up to float rounding, which nearbyint and the clamp absorb.
-                    float v = j < cols ? std::nearbyint(xt[j] * inverse) : 0.0f;
+                int16_t *qc = q + (c * n + t) * kQ16Chunk;
+                const int64_t j0 = c * kQ16Chunk, valid = cols - j0 < kQ16Chunk ? cols - j0 : kQ16Chunk;
+                int32_t sum = 0;
+                for (int64_t k = 0; k < valid; k++) {
+                    // |x * inverse| <= 8191 up to float rounding, which the rounding and the clamp absorb.
+                    float v = (xt[j0 + k] * inverse + magic) - magic;
                     v = v > float(kQ16Max) ? float(kQ16Max) : v < -float(kQ16Max) ? -float(kQ16Max) : v;
-                    q[(c * n + t) * kQ16Chunk + j % kQ16Chunk] = int16_t(v);
-                    sum += int64_t(v);
+                    qc[k] = int16_t(v);
+                    sum += qc[k];
                 }
+                for (int64_t k = valid; k < kQ16Chunk; k++) qc[k] = 0;
                 pt[c + 1] = pt[c] + double(scale) * double(sum);
             }
         }
