@@ -60,6 +60,8 @@ def test_five_and_six_bit_logits_match_torch_of_dequant(tmp_path, stories_fisher
     ids = model.tokenize(TEXT[:700])
     ours = model.logits(ids)
     assert max_rel_err(ours, reference_logits(hf, ids)) < 1e-3
+    # By default single tokens of these widths take the integer GEMM (where the CPU has it).
+    assert max_rel_err(Model(f, kv_cache="f32", n_batch=1).logits(ids[:30]), ours[:30]) < 5e-3
     # The int8 path decodes these widths too: another computation, as close to the exact one
     # as at 3 bits (test_int8_mode_stays_close_to_the_exact_path).
     fast = Model(f, kv_cache="f32", n_batch=7, int8=True)
@@ -97,7 +99,8 @@ def test_int8_mode_stays_close_to_the_exact_path(stories_q):
 def test_default_batches_stay_close_to_the_exact_path(stories_q):
     """By default prompt batches run as the integer GEMM where the CPU has it (AVX-512: 11-bit LUT
     levels, 14-bit activations): within a few 1e-3 of fp32 in the logits and 1e-3 in perplexity.
-    One token at a time the default path is fp32. exact and int8 exclude each other."""
+    One token at a time the default path of 2-4-bit matrices is fp32. exact and int8 exclude each
+    other."""
     f, _ = stories_q
     exact = Model(f, kv_cache="f32", exact=True)
     default = Model(f, kv_cache="f32")

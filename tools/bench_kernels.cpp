@@ -326,6 +326,14 @@ int main(int argc, char **argv) {
                         });
                     }
                 }
+                // One token through the batch GEMM, as the default path runs 5- and 6-bit matrices.
+                if (fast->lut_gemm_q16 && kernels::q16_supported(m->view(0, false)))
+                    add(std::string("lut_matvec via lut_gemm_q16 (") + fast->name + ")", shape, b, p, m->dense_bytes(), calls,
+                        [=](int c) {
+                            thread_local ops::Q16Buffer buffer;
+                            const kernels::Q16Activations a = buffer.quantize(*pool, x, 1, s.cols);
+                            ops::lut_gemm_q16(*pool, m->view(c, false), m->q16_tables(c), a, x, y, *fast);
+                        });
                 if (bits == 3) {
                     add("csr_spmv_add (0.45%) alone", shape, "-", p, m->sparse_bytes(), calls,
                         [=](int c) { ops::csr_spmv_add(*pool, m->csr(c), x, y, *fast); });

@@ -292,7 +292,7 @@ void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool 
             q8_order_ = order;
         }
         ops::lut_matmat_q8(pool_, view, m.int8_tables(), q8_input_, x, y);
-    } else if (m.quant && !params_.exact && n >= kGemmMinTokens && m.has_q16()) {
+    } else if (m.quant && !params_.exact && m.has_q16() && (n >= kGemmMinTokens || m.quant->bits >= kGemmMinBitsOneToken)) {
         if (!(q16_input_.q && q16_input_.n == n && q16_input_.cols == m.cols)) q16_input_ = q16_.quantize(pool_, x, n, m.cols);
         ops::lut_gemm_q16(pool_, m.lut_view(), m.q16_tables(), q16_input_, x, y);
     } else if (m.quant) {

@@ -123,8 +123,12 @@ private:
     std::unique_ptr<KvCache> kv_;
     std::vector<float> partial_, decoded_;
     // The quantized forms of the last quantized-linear input: int8 in a kernel's column order
-    // (and that order) for the int8 path, int16 for the batch GEMM (kGemmMinTokens or more).
+    // (and that order) for the int8 path, int16 for the GEMM. The GEMM takes batches of
+    // kGemmMinTokens or more, and single tokens of matrices of kGemmMinBitsOneToken bits or more:
+    // for one token of 2-4 bits the fp32 LUT kernels are as fast, at 5-6 bits the GEMM is about
+    // twice as fast (bench_kernels).
     static constexpr int32_t kGemmMinTokens = 2;
+    static constexpr uint32_t kGemmMinBitsOneToken = 5;
     ops::Q8Buffer q8_;
     kernels::Q8Activations q8_input_{};
     const uint8_t *q8_order_ = nullptr;

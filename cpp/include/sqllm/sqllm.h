@@ -192,10 +192,10 @@ typedef struct sqllm_context_params {
     int int8;          /* non-zero: quantized linears run with int8 activations and LUTs (faster
                           decode, approximate: docs/RESULTS.md); 0 (default): see exact */
     int exact;         /* non-zero: every product on the fp32 path, the reference. 0 (default):
-                          one-token steps in fp32, and prompt batches of quantized linears as an
-                          integer GEMM (11-bit LUT levels, 14-bit activations) where the CPU has
-                          the kernel (AVX-512 VNNI): faster, close to fp32 (docs/RESULTS.md).
-                          int8 and exact exclude each other. */
+                          where the CPU has the kernel (AVX-512 VNNI), prompt batches of quantized
+                          linears, and single tokens of 5- and 6-bit ones, run as an integer GEMM
+                          (11-bit LUT levels, 14-bit activations): faster, close to fp32
+                          (docs/RESULTS.md); the rest in fp32. int8 and exact exclude each other. */
 } sqllm_context_params;
 
 enum { SQLLM_KV_NUQ = 0, SQLLM_KV_UNIFORM = 1 };

@@ -121,6 +121,11 @@ void gemm_rows(const LutMatrixView &w, const LutQ16Tables &t, const Q16Activatio
                     for (int half = 0; half < 2; half++) {
                         const __m512i w0 = decode.lookup(_mm512_castsi512_si256(c[half]));
                         const __m512i w1 = decode.lookup(_mm512_extracti64x4_epi64(c[half], 1));
+                        if (kTokens == 1) {  // four independent chains instead of one
+                            acc[2 * half] = _mm512_dpwssd_epi32(acc[2 * half], w0, _mm512_loadu_si512(q + 64 * half));
+                            acc[2 * half + 1] = _mm512_dpwssd_epi32(acc[2 * half + 1], w1, _mm512_loadu_si512(q + 64 * half + 32));
+                            continue;
+                        }
 #pragma GCC unroll 16
                         for (int k = 0; k < kTokens; k++) {
                             acc[k] = _mm512_dpwssd_epi32(acc[k], w0, _mm512_loadu_si512(q + k * kStep + 64 * half));
@@ -128,7 +133,11 @@ void gemm_rows(const LutMatrixView &w, const LutQ16Tables &t, const Q16Activatio
                         }
                     }
                 }
-                u = _mm512_fmadd_ps(sum_lanes(acc), _mm512_loadu_ps(&sums.scales[size_t(block * kTile)]), u);
+                // One token: its four chains (8 products per lane each) and then its lanes, into lane 0.
+                const __m512i one = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
+                const __m512 block_sums = kTokens == 1 ? _mm512_castps128_ps512(_mm_set_ss(_mm512_reduce_add_ps(_mm512_cvtepi32_ps(one))))
+                                                       : sum_lanes(acc);
+                u = _mm512_fmadd_ps(block_sums, _mm512_loadu_ps(&sums.scales[size_t(block * kTile)]), u);
                 c0 = c1;
             }
             total = _mm512_fmadd_ps(u, _mm512_set1_ps(t.step[table]), total);
