@@ -32,14 +32,18 @@ def serve(
     name: Optional[str] = typer.Option(None, "--model-name", help="The model's id in the API (default: the file name "
                                        "without .sqf)."),
     int8: bool = typer.Option(False, "--int8", help="Quantized linears with int8 activations (faster, approximate)."),
+    exact: bool = typer.Option(False, "--exact", help="Every product in fp32 (by default prompt batches run as an "
+                               "integer GEMM where the CPU has one)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
     """Serve FILE over HTTP with the OpenAI API: /v1/chat/completions, /v1/completions, /v1/models, /health."""
     from .server import serve as run_server
 
+    if int8 and exact:
+        raise typer.BadParameter("give at most one of --int8 and --exact", param_hint="--exact")
     try:
         run_server(file, host=host, port=port, parallel=parallel, ctx_size=ctx_size, threads=threads, model_name=name,
-                   log_level=log_level, int8=int8)
+                   log_level=log_level, int8=int8, exact=exact)
     except (SqllmError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1)

@@ -95,3 +95,8 @@ def test_serve_refuses_a_bad_file(tmp_path):
     bad.write_bytes(b"GGUF" + bytes(20))
     r = sqllm("serve", bad, "--port", 1)
     assert r.returncode == 1 and str(bad) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_int8_and_exact_exclude_each_other():
+    for r in (sqrun(MODEL, "-p", "hi", "--int8", "--exact"), sqllm("serve", MODEL, "--int8", "--exact", "--port", 1)):
+        assert r.returncode == 2 and "--exact" in r.stderr and r.stdout == "" and "Traceback" not in r.stderr
