@@ -195,6 +195,18 @@ kernels::LutMatrixView Matrix::lut_view() const {
     return view;
 }
 
+namespace {
+
+// f on every matrix of the forward pass that may be quantized: the layers' linears and the head.
+template <typename F>
+void each_linear(std::vector<LayerWeights> &layers, Matrix &lm_head, F &&f) {
+    for (LayerWeights &w : layers)
+        for (Matrix *m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) f(*m);
+    f(lm_head);
+}
+
+}  // namespace
+
 void Model::prepare_int8() const {
     std::call_once(int8_once_, [this] {
         auto prepare = [](Matrix &m) {
@@ -207,9 +219,7 @@ void Model::prepare_int8() const {
             m.q8_step.resize(tables);
             kernels::q8_requantize_lut(view, m.q8_levels.data(), m.q8_lo.data(), m.q8_step.data());
         };
-        for (LayerWeights &w : layers_)
-            for (Matrix *m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) prepare(*m);
-        prepare(lm_head_);
+        each_linear(layers_, lm_head_, prepare);
     });
 }
 
@@ -226,9 +236,7 @@ void Model::prepare_gemm() const {
             m.q16_step.resize(tables);
             kernels::q16_requantize_lut(view, m.q16_levels.data(), m.q16_lo.data(), m.q16_step.data());
         };
-        for (LayerWeights &w : layers_)
-            for (Matrix *m : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) prepare(*m);
-        prepare(lm_head_);
+        each_linear(layers_, lm_head_, prepare);
     });
 }
 
