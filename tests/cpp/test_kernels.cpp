@@ -623,6 +623,44 @@ void test_lut_q16_extremes() {
     }
 }
 
+// A NaN or an infinity in an activation makes that token's products NaN on the int8 and GEMM
+// paths, as on the fp32 one, and leaves the other tokens alone.
+void test_quantized_paths_propagate_nan(const std::vector<ThreadPool *> &pools) {
+    Rng rng(7);
+    const LutCase c = make_lut_case(rng, 9, 700, 700, 4, Sparse::None);
+    const LutMatrixView w = c.view();
+    const int64_t n = 5, tables = c.rows, entries = 16;
+    std::vector<float> x = random_activations(rng, n * c.cols);
+    x[size_t(1 * c.cols + 3)] = NAN;
+    x[size_t(3 * c.cols + 650)] = INFINITY;
+    auto bad_token = [](int64_t m) { return m == 1 || m == 3; };
+    std::vector<uint8_t> levels8(size_t(tables * entries));
+    std::vector<int16_t> levels16(size_t(tables * entries));
+    std::vector<float> lo(static_cast<size_t>(tables)), step(static_cast<size_t>(tables));
+    std::vector<float> lo16(static_cast<size_t>(tables)), step16(static_cast<size_t>(tables));
+    kernels::q8_requantize_lut(w, levels8.data(), lo.data(), step.data());
+    kernels::q16_requantize_lut(w, levels16.data(), lo16.data(), step16.data());
+    for (const KernelTable *k : all_tables()) {
+        std::vector<float> y(size_t(n * c.rows));
+        auto propagated = [&]() {
+            bool ok = true;
+            for (int64_t m = 0; m < n; m++)
+                for (int64_t i = 0; i < c.rows; i++)
+                    ok = ok && (bad_token(m) ? std::isnan(y[size_t(m * c.rows + i)]) : std::isfinite(y[size_t(m * c.rows + i)]));
+            return ok;
+        };
+        ops::Q8Buffer b8;
+        const kernels::Q8Activations a8 = b8.quantize(x.data(), n, c.cols, k->q8_order(c.bits));
+        ops::lut_matmat_q8(*pools.back(), w, {levels8.data(), lo.data(), step.data()}, a8, x.data(), y.data(), *k);
+        check(propagated(), fmt("[%s] int8 path: NaN and inf activations give NaN for their tokens only", k->name));
+        if (!k->lut_gemm_q16) continue;
+        ops::Q16Buffer b16;
+        const kernels::Q16Activations a16 = b16.quantize(*pools.back(), x.data(), n, c.cols);
+        ops::lut_gemm_q16(*pools.back(), w, {levels16.data(), lo16.data(), step16.data()}, a16, x.data(), y.data(), *k);
+        check(propagated(), fmt("[%s] GEMM: NaN and inf activations give NaN for their tokens only", k->name));
+    }
+}
+
 void test_lut(const std::vector<ThreadPool *> &pools) {
     Rng rng(1);
     const int64_t col_counts[] = {1, 7, 31, 32, 33, 100, 172, 257, 4096 + 5};
@@ -999,6 +1037,7 @@ int main() {
     test_thread_pool();
     test_lut(pools);
     test_lut_q16_extremes();
+    test_quantized_paths_propagate_nan(pools);
     test_csr(pools);
     test_dense(pools);
     test_attention();

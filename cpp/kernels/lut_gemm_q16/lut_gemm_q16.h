@@ -59,7 +59,8 @@ bool q16_supported(const LutMatrixView &w);
 void q16_requantize_lut(const LutMatrixView &w, int16_t *levels, float *lo, float *step);
 
 // Quantizes tokens [t_begin, t_end) of x [n][cols] into the buffers of all n (sizes above):
-// s_b = max |x| / 8191 over the block, a[j] = round-to-nearest-even(x[j] * (8191 / max)).
+// s_b = max |x| / 8191 over the block, a[j] = round-to-nearest-even(x[j] * (8191 / max)); a block
+// holding a NaN or an infinity gets a = 0 and s_b = NaN, so that the products are NaN as fp32's are.
 // Calls on disjoint token ranges may run concurrently.
 void q16_quantize(const float *x, int64_t n, int64_t cols, int64_t t_begin, int64_t t_end, int16_t *q, float *scales,
                   double *prefix);

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 
 #include "kernels/fp16.h"
 #include "kernels/lut_gemm_q16/lut_gemm_q16.h"
@@ -45,8 +46,14 @@ void q16_quantize(const float *x, int64_t n, int64_t cols, int64_t t_begin, int6
         for (int64_t b = 0; b < blocks; b++) {
             const int64_t j0 = b * kQ16Block, j1 = j0 + kQ16Block < cols ? j0 + kQ16Block : cols;
             float max = 0.0f;
-            for (int64_t j = j0; j < j1; j++) max = std::fabs(xt[j]) > max ? std::fabs(xt[j]) : max;
-            const float scale = max / float(kQ16Max), inverse = max > 0.0f ? float(kQ16Max) / max : 0.0f;
+            int bad = 0;  // a NaN or an infinity: the block's scale is NaN, so the products are too
+            for (int64_t j = j0; j < j1; j++) {
+                const float m = std::fabs(xt[j]);
+                max = m > max ? m : max;
+                bad |= !(m <= std::numeric_limits<float>::max());
+            }
+            const float scale = bad ? std::numeric_limits<float>::quiet_NaN() : max / float(kQ16Max);
+            const float inverse = !bad && max > 0.0f ? float(kQ16Max) / max : 0.0f;
             scales[t * blocks + b] = scale;
             for (int64_t c = b * per_block; c < (b + 1) * per_block && c < chunks; c++) {
                 int16_t *qc = q + (c * n + t) * kQ16Chunk;
@@ -54,7 +61,7 @@ void q16_quantize(const float *x, int64_t n, int64_t cols, int64_t t_begin, int6
                 int32_t sum = 0;
                 for (int64_t k = 0; k < valid; k++) {
                     // |x * inverse| <= 8191 up to float rounding, which the rounding and the clamp absorb.
-                    float v = (xt[j0 + k] * inverse + magic) - magic;
+                    float v = bad ? 0.0f : (xt[j0 + k] * inverse + magic) - magic;
                     v = v > float(kQ16Max) ? float(kQ16Max) : v < -float(kQ16Max) ? -float(kQ16Max) : v;
                     qc[k] = int16_t(v);
                     sum += qc[k];

@@ -58,8 +58,9 @@ inline int64_t q8_padded(int64_t cols) { return (cols + kQ8Chunk - 1) / kQ8Chunk
 void q8_requantize_lut(const LutMatrixView &w, uint8_t *levels, float *lo, float *step);
 
 // Quantizes x [n][cols] into the buffers (sizes above): s_b = max |x| / 127 over the block,
-// a[j] = round-to-nearest-even(x[j] * (127 / max)). `order` (64 entries, or nullptr for the
-// natural order) is the kernel's column order within a 64-column chunk.
+// a[j] = round-to-nearest-even(x[j] * (127 / max)); a block holding a NaN or an infinity gets
+// a = 0 and s_b = NaN, so that the products are NaN as fp32's are. `order` (64 entries, or
+// nullptr for the natural order) is the kernel's column order within a 64-column chunk.
 void q8_quantize(const float *x, int64_t n, int64_t cols, const uint8_t *order, int8_t *q, float *scales,
                  double *prefix);
 

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 
 #include "kernels/fp16.h"
 #include "kernels/lut_matvec_q8/lut_matvec_q8.h"
@@ -47,11 +48,17 @@ void q8_quantize(const float *x, int64_t n, int64_t cols, const uint8_t *order, 
             const int64_t j0 = b * kQ8Block;
             const int64_t j1 = j0 + kQ8Block < cols ? j0 + kQ8Block : cols;
             float max = 0.0f;
-            for (int64_t j = j0; j < j1; j++) max = std::fabs(xt[j]) > max ? std::fabs(xt[j]) : max;
-            const float scale = max / 127.0f, inverse = max > 0.0f ? 127.0f / max : 0.0f;
+            bool bad = false;  // a NaN or an infinity: the block's scale is NaN, so the products are too
+            for (int64_t j = j0; j < j1; j++) {
+                const float m = std::fabs(xt[j]);
+                max = m > max ? m : max;
+                bad = bad || !(m <= std::numeric_limits<float>::max());
+            }
+            const float scale = bad ? std::numeric_limits<float>::quiet_NaN() : max / 127.0f;
+            const float inverse = !bad && max > 0.0f ? 127.0f / max : 0.0f;
             int64_t sum = 0;
             for (int64_t j = j0; j < j0 + kQ8Block; j++) {
-                const int8_t a = j < j1 ? int8_t(std::nearbyint(xt[j] * inverse)) : int8_t(0);
+                const int8_t a = j < j1 && !bad ? int8_t(std::nearbyint(xt[j] * inverse)) : int8_t(0);
                 qt[j / 64 * 64 + position[j % 64]] = a;
                 sum += a;
             }
