@@ -93,9 +93,15 @@ def main() -> None:
     texts = {k: v.read_text(encoding="utf-8") for k, v in TEXTS.items()}
     budgets = args.budgets if args.budgets is not None else BUDGETS.get(args.model, [])
     recipes = RECIPES + [(f"budget {b} bpw", "budget", ["--target-bpw", str(b)]) for b in budgets]
+    from sqllm.converter.checkpoint import open_checkpoint
+
+    names = set(open_checkpoint(model).names())
     for label, method, opts in recipes:
         if args.only and not any(o in label for o in args.only):
             continue
+        # A tied model has no lm_head.weight: its embedding is the head, kept by keeping the embedding.
+        opts = [o for i, o in enumerate(opts) if not (o == "--keep" and opts[i + 1] not in names)
+                and not (i > 0 and opts[i - 1] == "--keep" and o not in names)]
         out = work / (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".sqf")
         t0 = time.perf_counter()
         run("-m", "sqllm.converter", str(model), "-o", str(out), "--fisher", str(fisher), "--force", "--quiet", *opts)
