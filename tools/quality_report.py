@@ -95,7 +95,7 @@ def main() -> None:
     recipes = RECIPES + [(f"budget {b} bpw", "budget", ["--target-bpw", str(b)]) for b in budgets]
     from sqllm.converter.checkpoint import open_checkpoint
 
-    names = set(open_checkpoint(model).names())
+    names = set(open_checkpoint(model).names)
     for label, method, opts in recipes:
         if args.only and not any(o in label for o in args.only):
             continue
