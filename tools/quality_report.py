@@ -100,8 +100,9 @@ def main() -> None:
         if args.only and not any(o in label for o in args.only):
             continue
         # A tied model has no lm_head.weight: its embedding is the head, kept by keeping the embedding.
-        opts = [o for i, o in enumerate(opts) if not (o == "--keep" and opts[i + 1] not in names)
-                and not (i > 0 and opts[i - 1] == "--keep" and o not in names)]
+        absent = {j for i in range(len(opts) - 1) if opts[i] == "--keep" and not set("*?[") & set(opts[i + 1])
+                  and opts[i + 1] not in names for j in (i, i + 1)}
+        opts = [o for i, o in enumerate(opts) if i not in absent]
         out = work / (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".sqf")
         t0 = time.perf_counter()
         run("-m", "sqllm.converter", str(model), "-o", str(out), "--fisher", str(fisher), "--force", "--quiet", *opts)
