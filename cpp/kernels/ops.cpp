@@ -88,15 +88,27 @@ kernels::Q8Activations Q8Buffer::quantize(const float *x, int64_t n, int64_t col
     return a;
 }
 
+namespace {
+
+// The integer paths over a batch: dense(begin, end) on each task's rows, then the sparse part
+// of those rows with the fp32 x. level_bytes: bytes per LUT level of the path's tables.
+template <typename Dense>
+void integer_matmat(ThreadPool &pool, const LutMatrixView &w, double level_bytes, const float *x, int64_t n, float *y,
+                    const KernelTable &k, Dense dense) {
+    if (n <= 0) return;
+    const CsrMatrixView sparse = sparse_part(w);
+    const double row_cost = double(w.row_bytes()) + double(w.groups()) * (level_bytes * double(int64_t(1) << w.bits) + 8.0);
+    for_row_ranges(pool, w.rowptr, w.rows, row_cost, kCsrEntryBytes, double(n), [&](int64_t begin, int64_t end) {
+        dense(begin, end);
+        if (w.has_sparse()) k.csr_spmm_add(sparse, x, n, y, begin, end);
+    });
+}
+
+}  // namespace
+
 void lut_matmat_q8(ThreadPool &pool, const LutMatrixView &w, const kernels::LutQ8Tables &t,
                    const kernels::Q8Activations &a, const float *x, float *y, const KernelTable &k) {
-    if (a.n <= 0) return;
-    const CsrMatrixView sparse = sparse_part(w);
-    const double row_cost = double(w.row_bytes()) + double(w.groups()) * (double(int64_t(1) << w.bits) + 8.0);
-    for_row_ranges(pool, w.rowptr, w.rows, row_cost, kCsrEntryBytes, double(a.n), [&](int64_t begin, int64_t end) {
-        k.lut_matmat_q8(w, t, a, y, begin, end);
-        if (w.has_sparse()) k.csr_spmm_add(sparse, x, a.n, y, begin, end);
-    });
+    integer_matmat(pool, w, 1.0, x, a.n, y, k, [&](int64_t begin, int64_t end) { k.lut_matmat_q8(w, t, a, y, begin, end); });
 }
 
 kernels::Q16Activations Q16Buffer::quantize(ThreadPool &pool, const float *x, int64_t n, int64_t cols) {
@@ -120,13 +132,7 @@ kernels::Q16Activations Q16Buffer::quantize(ThreadPool &pool, const float *x, in
 
 void lut_gemm_q16(ThreadPool &pool, const LutMatrixView &w, const kernels::LutQ16Tables &t,
                   const kernels::Q16Activations &a, const float *x, float *y, const KernelTable &k) {
-    if (a.n <= 0) return;
-    const CsrMatrixView sparse = sparse_part(w);
-    const double row_cost = double(w.row_bytes()) + double(w.groups()) * (double(int64_t(2) << w.bits) + 8.0);
-    for_row_ranges(pool, w.rowptr, w.rows, row_cost, kCsrEntryBytes, double(a.n), [&](int64_t begin, int64_t end) {
-        k.lut_gemm_q16(w, t, a, y, begin, end);
-        if (w.has_sparse()) k.csr_spmm_add(sparse, x, a.n, y, begin, end);
-    });
+    integer_matmat(pool, w, 2.0, x, a.n, y, k, [&](int64_t begin, int64_t end) { k.lut_gemm_q16(w, t, a, y, begin, end); });
 }
 
 void csr_spmv_add(ThreadPool &pool, const CsrMatrixView &a, const float *x, float *y, const KernelTable &k) {

@@ -3,6 +3,7 @@
 
 #include "kernels/fp16.h"
 #include "kernels/lut_gemm_q16/lut_gemm_q16.h"
+#include "kernels/lut_matvec/lut_requantize.h"
 
 namespace sqllm {
 namespace kernels {
@@ -12,24 +13,7 @@ bool q16_supported(const LutMatrixView &w) {
 }
 
 void q16_requantize_lut(const LutMatrixView &w, int16_t *levels, float *lo, float *step) {
-    const int64_t entries = int64_t(1) << w.bits, tables = w.rows * w.groups();
-    const float top = float(kQ16Levels - 1);
-    for (int64_t t = 0; t < tables; t++) {
-        const uint16_t *lut = w.lut + t * entries;
-        float min = fp16_to_fp32(lut[0]), max = min;
-        for (int64_t k = 1; k < entries; k++) {
-            const float v = fp16_to_fp32(lut[k]);
-            min = v < min ? v : min;
-            max = v > max ? v : max;
-        }
-        const float s = (max - min) / top;
-        lo[t] = min;
-        step[t] = s;
-        for (int64_t k = 0; k < entries; k++) {
-            const float level = s > 0.0f ? std::nearbyint((fp16_to_fp32(lut[k]) - min) / s) : 0.0f;
-            levels[t * entries + k] = int16_t(level < 0.0f ? 0.0f : level > top ? top : level);
-        }
-    }
+    requantize_lut(w, kQ16Levels - 1, levels, lo, step);
 }
 
 void q16_quantize(const float *x, int64_t n, int64_t cols, int64_t t_begin, int64_t t_end, int16_t *q, float *scales,

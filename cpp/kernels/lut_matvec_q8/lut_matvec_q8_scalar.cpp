@@ -3,6 +3,7 @@
 
 #include "kernels/fp16.h"
 #include "kernels/lut_matvec_q8/lut_matvec_q8.h"
+#include "kernels/lut_matvec/lut_requantize.h"
 
 namespace sqllm {
 namespace kernels {
@@ -13,24 +14,7 @@ bool q8_supported(const LutMatrixView &w, int max_bits) {
 }
 
 void q8_requantize_lut(const LutMatrixView &w, uint8_t *levels, float *lo, float *step) {
-    const int64_t entries = int64_t(1) << w.bits, tables = w.rows * w.groups();
-    for (int64_t t = 0; t < tables; t++) {
-        const uint16_t *lut = w.lut + t * entries;
-        float min = fp16_to_fp32(lut[0]), max = min;
-        for (int64_t k = 1; k < entries; k++) {
-            const float v = fp16_to_fp32(lut[k]);
-            min = v < min ? v : min;
-            max = v > max ? v : max;
-        }
-        const float s = (max - min) / float(kQ8Levels - 1);
-        lo[t] = min;
-        step[t] = s;
-        for (int64_t k = 0; k < entries; k++) {
-            const float level = s > 0.0f ? std::nearbyint((fp16_to_fp32(lut[k]) - min) / s) : 0.0f;
-            const float top = float(kQ8Levels - 1);
-            levels[t * entries + k] = uint8_t(level < 0.0f ? 0.0f : level > top ? top : level);
-        }
-    }
+    requantize_lut(w, kQ8Levels - 1, levels, lo, step);
 }
 
 void q8_quantize(const float *x, int64_t n, int64_t cols, const uint8_t *order, int8_t *q, float *scales,
