@@ -155,9 +155,9 @@ def run(
                                        "ranges from the sequence and needs --kv-bits)."),
     int8: bool = typer.Option(False, "--int8", help="Quantized linears with int8 activations and LUTs: faster "
                               "decode, approximate (see docs/RESULTS.md)."),
-    exact: bool = typer.Option(False, "--exact", help="Every product in fp32 (the reference). By default prompt "
-                               "batches (and single tokens of 5-6-bit matrices) run as an integer GEMM where the CPU "
-                               "has one (AVX-512)."),
+    exact: bool = typer.Option(False, "--exact", help="Every product in fp32 (the reference). By default the "
+                               "quantized linears run with 14-bit integer activations where the CPU has the kernels "
+                               "(AVX-512)."),
     chat: bool = typer.Option(False, "--chat", help="Chat through the model's chat template: with --prompt one "
                               "message, without it a multi-turn session on stdin."),
     system: Optional[str] = typer.Option(None, "--system", help="--chat: the system message."),

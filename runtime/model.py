@@ -81,10 +81,9 @@ class Model:
         int8: run the 2-6-bit linears with int8 activations and 255-level LUTs (faster decode,
         approximate: see docs/RESULTS.md).
         exact: every product on the fp32 path (the reference). By default, where the CPU has the
-        kernel (AVX-512 VNNI), prompt batches of the 2-6-bit linears and single tokens of the 5-
-        and 6-bit ones run as an integer GEMM with 11-bit LUT levels and 14-bit activations:
-        faster, and close to fp32 (docs/RESULTS.md gives the perplexity). int8 and exact exclude
-        each other.
+        kernels (AVX-512 VNNI), the 2-6-bit linears run with 14-bit activations: prompt batches as
+        an integer GEMM with 11-bit LUT levels, single tokens with 8-bit LUT levels; faster, and
+        close to fp32 (docs/RESULTS.md gives the perplexity). int8 and exact exclude each other.
         guard_mapping: install a process-wide SIGBUS handler so that the file being truncated while
         mapped raises FileError on the next call instead of killing the process (sqllm_load_params
         in sqllm.h says how); sqrun turns it on."""

@@ -32,8 +32,8 @@ def serve(
     name: Optional[str] = typer.Option(None, "--model-name", help="The model's id in the API (default: the file name "
                                        "without .sqf)."),
     int8: bool = typer.Option(False, "--int8", help="Quantized linears with int8 activations (faster, approximate)."),
-    exact: bool = typer.Option(False, "--exact", help="Every product in fp32 (by default prompt batches run as an "
-                               "integer GEMM where the CPU has one)."),
+    exact: bool = typer.Option(False, "--exact", help="Every product in fp32 (by default the quantized linears run "
+                               "with 14-bit integer activations where the CPU has the kernels)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
     """Serve FILE over HTTP with the OpenAI API: /v1/chat/completions, /v1/completions, /v1/models, /health."""

@@ -326,13 +326,13 @@ int main(int argc, char **argv) {
                         });
                     }
                 }
-                // One token through the batch GEMM, as the default path runs 5- and 6-bit matrices.
-                if (fast->lut_gemm_q16 && kernels::q16_supported(m->view(0, false)))
-                    add(std::string("lut_matvec via lut_gemm_q16 (") + fast->name + ")", shape, b, p, m->dense_bytes(), calls,
+                // One token as the default path runs it: byte levels and 14-bit activations.
+                if (fast->lut_matvec_w8a16 && kernels::q8_supported(m->view(0, false), 6))
+                    add(std::string("lut_matvec_w8a16 (") + fast->name + ")", shape, b, p, m->q8_bytes(), calls,
                         [=](int c) {
                             thread_local ops::Q16Buffer buffer;
-                            const kernels::Q16Activations a = buffer.quantize(*pool, x, 1, s.cols);
-                            ops::lut_gemm_q16(*pool, m->view(c, false), m->q16_tables(c), a, x, y, *fast);
+                            const kernels::W8A16Activations a = buffer.split(buffer.quantize(*pool, x, 1, s.cols));
+                            ops::lut_matvec_w8a16(*pool, m->view(c, false), m->q8_tables(c), a, x, y, *fast);
                         });
                 if (bits == 3) {
                     add("csr_spmv_add (0.45%) alone", shape, "-", p, m->sparse_bytes(), calls,

@@ -13,6 +13,7 @@ const KernelTable &scalar_kernels() {
         q8_order_natural,
         lut_matmat_q8_scalar,
         nullptr,
+        nullptr,
         csr_spmv_add_scalar,
         csr_spmm_add_scalar,
         dense_matvec_f32_scalar,
@@ -39,6 +40,7 @@ const KernelTable *avx2_kernels() {
         lut_matmat_avx2,
         q8_order_avx2,
         lut_matmat_q8_avx2,
+        nullptr,
         nullptr,
         csr_spmv_add_avx2,
         csr_spmm_add_avx2,
@@ -69,6 +71,7 @@ const KernelTable *avx512_kernels() {
         t.q8_order = q8_order_natural;
         t.lut_matmat_q8 = lut_matmat_q8_avx512;
         t.lut_gemm_q16 = lut_gemm_q16_avx512;
+        t.lut_matvec_w8a16 = lut_matvec_w8a16_avx512;
         t.q8_max_bits = 6;
         return t;
     }();

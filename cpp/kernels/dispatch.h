@@ -14,6 +14,7 @@
 #include "kernels/lut_matvec/lut_matvec.h"
 #include "kernels/lut_gemm_q16/lut_gemm_q16.h"
 #include "kernels/lut_matvec_q8/lut_matvec_q8.h"
+#include "kernels/lut_matvec_w8a16/lut_matvec_w8a16.h"
 #include "kernels/stream_read/stream_read.h"
 
 namespace sqllm {
@@ -26,6 +27,7 @@ struct KernelTable {
     Q8OrderFn q8_order;
     LutMatmatQ8Fn lut_matmat_q8;
     LutGemmQ16Fn lut_gemm_q16;  // nullptr where no kernel is faster than lut_matmat for batches
+    LutMatvecW8A16Fn lut_matvec_w8a16;  // nullptr where no kernel is faster than lut_matvec
     CsrSpmvAddFn csr_spmv_add;
     CsrSpmmAddFn csr_spmm_add;
     DenseMatvecF32Fn dense_matvec_f32;

@@ -135,6 +135,16 @@ void lut_gemm_q16(ThreadPool &pool, const LutMatrixView &w, const kernels::LutQ1
     integer_matmat(pool, w, 2.0, x, a.n, y, k, [&](int64_t begin, int64_t end) { k.lut_gemm_q16(w, t, a, y, begin, end); });
 }
 
+kernels::W8A16Activations Q16Buffer::split(const kernels::Q16Activations &a) {
+    planes.resize(size_t(2 * a.n * a.padded));
+    return kernels::w8a16_split(a, planes.data(), planes.data() + a.n * a.padded);
+}
+
+void lut_matvec_w8a16(ThreadPool &pool, const LutMatrixView &w, const kernels::LutQ8Tables &t,
+                      const kernels::W8A16Activations &a, const float *x, float *y, const KernelTable &k) {
+    integer_matmat(pool, w, 1.0, x, a.n, y, k, [&](int64_t begin, int64_t end) { k.lut_matvec_w8a16(w, t, a, y, begin, end); });
+}
+
 void csr_spmv_add(ThreadPool &pool, const CsrMatrixView &a, const float *x, float *y, const KernelTable &k) {
     for_row_ranges(pool, a.rowptr, a.rows, sizeof(int32_t), kCsrEntryBytes, 1.0,
                    [&](int64_t begin, int64_t end) { k.csr_spmv_add(a, x, y, begin, end); });

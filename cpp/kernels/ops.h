@@ -44,12 +44,21 @@ struct Q16Buffer {
     std::vector<int16_t> q;
     std::vector<float> scales;
     std::vector<double> prefix;
+    std::vector<int8_t> planes;
     // Quantizes x [n][cols], tokens split over the pool; the view stays valid until the next call.
     kernels::Q16Activations quantize(ThreadPool &pool, const float *x, int64_t n, int64_t cols);
+    // a (from quantize) split for lut_matvec_w8a16; valid while a is.
+    kernels::W8A16Activations split(const kernels::Q16Activations &a);
 };
 void lut_gemm_q16(ThreadPool &pool, const kernels::LutMatrixView &w, const kernels::LutQ16Tables &t,
                   const kernels::Q16Activations &a, const float *x, float *y,
                   const kernels::KernelTable &k = kernels::active_kernels());
+
+// Single tokens of the default path (lut_matvec_w8a16.h): t from q8_requantize_lut, `a` from
+// Q16Buffer::split; the sparse part, when present, is added with the fp32 x. k.lut_matvec_w8a16 must be set.
+void lut_matvec_w8a16(ThreadPool &pool, const kernels::LutMatrixView &w, const kernels::LutQ8Tables &t,
+                      const kernels::W8A16Activations &a, const float *x, float *y,
+                      const kernels::KernelTable &k = kernels::active_kernels());
 
 // y += A x, with rows split by nonzeros.
 void csr_spmv_add(ThreadPool &pool, const kernels::CsrMatrixView &a, const float *x, float *y,

@@ -205,38 +205,60 @@ void each_linear(std::vector<LayerWeights> &layers, Matrix &lm_head, F &&f) {
     f(lm_head);
 }
 
+// Fills (m.*tables) for every quantized matrix that `supported` takes: with the levels of an
+// 8-bit LUT where they fit (top >= 255), else with requantize(view, ...).
+template <typename Level, typename Supported, typename Requantize>
+void integer_tables(std::vector<LayerWeights> &layers, Matrix &lm_head, Matrix::Requantized<Level> Matrix::*tables,
+                    int top, Supported supported, Requantize requantize) {
+    each_linear(layers, lm_head, [&](Matrix &m) {
+        if (!m.quant) return;
+        const kernels::LutMatrixView view = m.lut_view();
+        if (!supported(view)) return;
+        Matrix::Requantized<Level> &r = m.*tables;
+        const size_t n_tables = size_t(view.rows * view.groups()), entries = size_t(1) << view.bits;
+        r.levels.resize(n_tables * entries);
+        r.lo.resize(n_tables);
+        r.step.resize(n_tables);
+        const LinearInfo &L = *m.quant;
+        if (L.lut->type == format::TYPE_I8 && top >= 255) {
+            // Validated at load: lo and step finite (sqf.cpp).
+            const uint8_t *levels = L.lut->data, *scale = L.lut_scale->data;
+            for (size_t k = 0; k < n_tables * entries; k++) r.levels[k] = Level(levels[k]);
+            for (size_t t = 0; t < n_tables; t++) {
+                uint16_t lo, step;
+                std::memcpy(&lo, scale + 4 * t, 2);
+                std::memcpy(&step, scale + 4 * t + 2, 2);
+                r.lo[t] = kernels::fp16_to_fp32(lo);
+                r.step[t] = kernels::fp16_to_fp32(step);
+            }
+        } else {
+            requantize(view, r.levels.data(), r.lo.data(), r.step.data());
+        }
+    });
+}
+
 }  // namespace
 
 void Model::prepare_int8() const {
     std::call_once(int8_once_, [this] {
-        auto prepare = [](Matrix &m) {
-            if (!m.quant) return;
-            const kernels::LutMatrixView view = m.lut_view();
-            if (!kernels::q8_supported(view, kernels::active_kernels().q8_max_bits)) return;
-            const size_t tables = size_t(view.rows * view.groups());
-            m.q8_levels.resize(tables << view.bits);
-            m.q8_lo.resize(tables);
-            m.q8_step.resize(tables);
-            kernels::q8_requantize_lut(view, m.q8_levels.data(), m.q8_lo.data(), m.q8_step.data());
-        };
-        each_linear(layers_, lm_head_, prepare);
+        const int max_bits = kernels::active_kernels().q8_max_bits;
+        // 255 levels (lut_matvec_q8.h says why): always requantized.
+        integer_tables(layers_, lm_head_, &Matrix::q8, kernels::kQ8Levels - 1,
+                       [max_bits](const kernels::LutMatrixView &v) { return kernels::q8_supported(v, max_bits); },
+                       kernels::q8_requantize_lut);
     });
 }
 
-void Model::prepare_gemm() const {
-    if (!kernels::active_kernels().lut_gemm_q16) return;
-    std::call_once(gemm_once_, [this] {
-        auto prepare = [](Matrix &m) {
-            if (!m.quant) return;
-            const kernels::LutMatrixView view = m.lut_view();
-            if (!kernels::q16_supported(view)) return;
-            const size_t tables = size_t(view.rows * view.groups());
-            m.q16_levels.resize(tables << view.bits);
-            m.q16_lo.resize(tables);
-            m.q16_step.resize(tables);
-            kernels::q16_requantize_lut(view, m.q16_levels.data(), m.q16_lo.data(), m.q16_step.data());
-        };
-        each_linear(layers_, lm_head_, prepare);
+void Model::prepare_default() const {
+    std::call_once(default_once_, [this] {
+        const kernels::KernelTable &k = kernels::active_kernels();
+        if (k.lut_matvec_w8a16)
+            integer_tables(layers_, lm_head_, &Matrix::w8, kernels::kW8Levels - 1,
+                           [](const kernels::LutMatrixView &v) { return kernels::q8_supported(v, 6); },
+                           kernels::w8a16_requantize_lut);
+        if (k.lut_gemm_q16)
+            integer_tables(layers_, lm_head_, &Matrix::q16, kernels::kQ16Levels - 1, kernels::q16_supported,
+                           kernels::q16_requantize_lut);
     });
 }
 
@@ -277,7 +299,7 @@ Context::Context(const Model &model, const ContextParams &params)
       rope_(model.config()),
       kv_(make_kv_cache(model.file(), n_ctx_, params)) {
     if (params.int8) model.prepare_int8();
-    if (!params.exact && !params.int8) model.prepare_gemm();
+    if (!params.exact && !params.int8) model.prepare_default();
 }
 
 uint64_t Context::kv_bytes() const { return kv_->bytes_used(n_past_); }
@@ -290,19 +312,26 @@ void Context::truncate(int32_t n) {
 }
 
 void Context::matmul(const Matrix &m, const float *x, int32_t n, float *y, bool reuse_input) {
-    if (!reuse_input) q8_input_ = {}, q16_input_ = {};  // a new input: its quantized forms are still to be made
+    if (!reuse_input) q8_input_ = {}, q16_input_ = {}, w8a16_input_ = {};  // a new input: its quantized forms are still to be made
     const kernels::KernelTable &k = kernels::active_kernels();
-    if (m.quant && params_.int8 && m.has_int8()) {
+    const bool quantized_default = m.quant && !params_.exact && !params_.int8;
+    auto q16_input = [&] {
+        if (!(q16_input_.q && q16_input_.n == n && q16_input_.cols == m.cols)) q16_input_ = q16_.quantize(pool_, x, n, m.cols);
+        return q16_input_;
+    };
+    if (m.quant && params_.int8 && !m.q8.empty()) {
         const kernels::LutMatrixView view = m.lut_view();
         const uint8_t *order = k.q8_order(view.bits);
         if (!(q8_input_.q && q8_order_ == order && q8_input_.n == n && q8_input_.cols == m.cols)) {
             q8_input_ = q8_.quantize(x, n, m.cols, order);
             q8_order_ = order;
         }
-        ops::lut_matmat_q8(pool_, view, m.int8_tables(), q8_input_, x, y);
-    } else if (m.quant && !params_.exact && m.has_q16() && (n >= kGemmMinTokens || m.quant->bits >= kGemmMinBitsOneToken)) {
-        if (!(q16_input_.q && q16_input_.n == n && q16_input_.cols == m.cols)) q16_input_ = q16_.quantize(pool_, x, n, m.cols);
-        ops::lut_gemm_q16(pool_, m.lut_view(), m.q16_tables(), q16_input_, x, y);
+        ops::lut_matmat_q8(pool_, view, m.q8_tables(), q8_input_, x, y);
+    } else if (quantized_default && n == 1 && k.lut_matvec_w8a16 && !m.w8.empty()) {
+        if (!(w8a16_input_.hi && w8a16_input_.cols == m.cols)) w8a16_input_ = q16_.split(q16_input());
+        ops::lut_matvec_w8a16(pool_, m.lut_view(), m.w8_tables(), w8a16_input_, x, y);
+    } else if (quantized_default && n > 1 && !m.q16.empty()) {
+        ops::lut_gemm_q16(pool_, m.lut_view(), m.q16_tables(), q16_input(), x, y);
     } else if (m.quant) {
         ops::lut_matmat(pool_, m.lut_view(), x, n, y);
     } else if (m.dense->type == format::TYPE_F16) {

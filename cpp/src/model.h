@@ -25,19 +25,24 @@ struct Matrix {
     std::vector<float> corrections;  // CSR values minus the dense value there (SPEC §4), fp32
     const TensorInfo *dense = nullptr;
     std::vector<float> bias;         // empty: none
-    // The int8 path's LUT (lut_matvec_q8.h), built by Model::prepare_int8 when the kernels
-    // support this matrix; empty otherwise.
-    std::vector<uint8_t> q8_levels;
-    std::vector<float> q8_lo, q8_step;
+    // LUTs as integer levels for the integer kernels, built by Model::prepare_int8 /
+    // prepare_default when the kernels support this matrix; empty otherwise. q8 (lut_matvec_q8.h,
+    // 255 levels): the int8 path; w8 (lut_matvec_w8a16.h, 256 levels): the default path's single
+    // tokens; q16 (lut_gemm_q16.h): the default path's batches. An 8-bit LUT gives w8 and q16 its
+    // own levels, which makes them exact.
+    template <typename Level>
+    struct Requantized {
+        std::vector<Level> levels;
+        std::vector<float> lo, step;
+        bool empty() const { return levels.empty(); }
+    };
+    Requantized<uint8_t> q8, w8;
+    Requantized<int16_t> q16;
 
     kernels::LutMatrixView lut_view() const;  // requires quant
-    bool has_int8() const { return !q8_levels.empty(); }
-    kernels::LutQ8Tables int8_tables() const { return {q8_levels.data(), q8_lo.data(), q8_step.data()}; }
-    // The batch GEMM's LUT (lut_gemm_q16.h), likewise.
-    std::vector<int16_t> q16_levels;
-    std::vector<float> q16_lo, q16_step;
-    bool has_q16() const { return !q16_levels.empty(); }
-    kernels::LutQ16Tables q16_tables() const { return {q16_levels.data(), q16_lo.data(), q16_step.data()}; }
+    kernels::LutQ8Tables q8_tables() const { return {q8.levels.data(), q8.lo.data(), q8.step.data()}; }
+    kernels::LutQ8Tables w8_tables() const { return {w8.levels.data(), w8.lo.data(), w8.step.data()}; }
+    kernels::LutQ16Tables q16_tables() const { return {q16.levels.data(), q16.lo.data(), q16.step.data()}; }
 };
 
 struct LayerWeights {
@@ -59,16 +64,17 @@ public:
     const std::string &chat_template() const { return chat_template_; }
     // Row `token` of the embedding as fp32.
     void embed(int32_t token, float *out) const;
-    // Builds the int8 LUTs of every quantized linear the int8 kernels support, once; safe to
-    // call from several threads. Costs 1 + 8 / 2^bits bytes per LUT entry of those matrices.
+    // Builds the int8 LUTs (Matrix::q8) of every quantized linear the int8 kernels support, once;
+    // safe to call from several threads. Costs 1 + 8 / 2^bits bytes per LUT entry of those matrices.
     void prepare_int8() const;
-    // Builds the batch GEMM's LUTs (lut_gemm_q16.h) likewise, when the active kernels have the
-    // GEMM; 2 + 8 / 2^bits bytes per LUT entry.
-    void prepare_gemm() const;
+    // Builds what the default path's kernels need, likewise: the batch GEMM's LUTs (Matrix::q16,
+    // 2 + 8 / 2^bits bytes per LUT entry) when the active kernels have the GEMM, and the single
+    // tokens' (Matrix::w8, 1 + 8 / 2^bits bytes) when they have lut_matvec_w8a16.
+    void prepare_default() const;
 
 private:
     Model() = default;
-    mutable std::once_flag int8_once_, gemm_once_;
+    mutable std::once_flag int8_once_, default_once_;
     std::unique_ptr<SqfFile> file_;
     Tokenizer tokenizer_;
     mutable std::vector<LayerWeights> layers_;  // mutable: prepare_int8 fills the int8 LUTs
@@ -123,17 +129,14 @@ private:
     std::unique_ptr<KvCache> kv_;
     std::vector<float> partial_, decoded_;
     // The quantized forms of the last quantized-linear input: int8 in a kernel's column order
-    // (and that order) for the int8 path, int16 for the GEMM. The GEMM takes batches of
-    // kGemmMinTokens or more, and single tokens of matrices of kGemmMinBitsOneToken bits or more:
-    // for one token of 2-4 bits the fp32 LUT kernels are as fast, at 5-6 bits the GEMM is about
-    // twice as fast (bench_kernels).
-    static constexpr int32_t kGemmMinTokens = 2;
-    static constexpr uint32_t kGemmMinBitsOneToken = 5;
+    // (and that order) for the int8 path; on the default path 14-bit integers for the GEMM
+    // (batches) and those split into planes for lut_matvec_w8a16 (single tokens).
     ops::Q8Buffer q8_;
     kernels::Q8Activations q8_input_{};
     const uint8_t *q8_order_ = nullptr;
     ops::Q16Buffer q16_;
     kernels::Q16Activations q16_input_{};
+    kernels::W8A16Activations w8a16_input_{};
     // Scratch for one batch.
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_;
 };

@@ -580,6 +580,94 @@ void test_lut_q16_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool 
     }
 }
 
+// Single tokens of the default path (lut_matvec_w8a16.h): the activation planes recompose the
+// 14-bit integers, the scalar reference stays within the error bound of the byte levels and the
+// 14-bit activations, and every table's kernel (where it has one) and ops match the reference.
+void test_lut_w8a16_case(Rng &rng, const LutCase &c, const std::vector<ThreadPool *> &pools) {
+    const LutMatrixView w = c.view();
+    if (!kernels::q8_supported(w, 6)) return;
+    const int64_t tables = c.rows * w.groups(), entries = int64_t(1) << c.bits;
+    const int64_t blocks = kernels::q16_blocks(c.cols);
+    std::vector<uint8_t> levels(size_t(tables * entries));
+    std::vector<float> lo(static_cast<size_t>(tables)), step(static_cast<size_t>(tables));
+    kernels::w8a16_requantize_lut(w, levels.data(), lo.data(), step.data());
+    const kernels::LutQ8Tables t{levels.data(), lo.data(), step.data()};
+    bool lut_ok = true;
+    for (int64_t k = 0; k < tables * entries; k++) {
+        const double exact = kernels::fp16_to_fp32(c.lut[size_t(k)]), s = step[size_t(k / entries)];
+        lut_ok = lut_ok && std::fabs(lo[size_t(k / entries)] + s * levels[size_t(k)] - exact) <= s * 0.5001 + 1e-7 * std::fabs(exact);
+    }
+    check(lut_ok, fmt("w8a16 %s: LUT levels each within step/2 of its fp16 entry", c.name().c_str()));
+    const int64_t n_max = 3;
+    const std::vector<float> x = random_activations(rng, n_max * c.cols);
+    const std::vector<double> dense = dequantize(c);
+    const Csr *sparse = c.sparse == Sparse::None ? nullptr : &c.csr;
+    ops::Q16Buffer buffer;
+    const kernels::Q16Activations a16 = buffer.quantize(*pools.back(), x.data(), n_max, c.cols);
+    const kernels::W8A16Activations a = buffer.split(a16);
+    bool planes_ok = a.n == n_max && a.padded == a16.padded && a.scales == a16.scales && a.prefix == a16.prefix;
+    for (int64_t n = 0; n < n_max; n++)
+        for (int64_t j = 0; j < a.padded; j++) {
+            const int hi = a.hi[size_t(n * a.padded + j)], low = a.lo[size_t(n * a.padded + j)];
+            const int want = a16.q[size_t(((j / 128) * n_max + n) * 128 + j % 128)];
+            planes_ok = planes_ok && hi >= -64 && hi <= 63 && low >= 0 && low <= 127 && 128 * hi + low == want;
+        }
+    check(planes_ok, fmt("w8a16 %s: planes with 128 hi + lo = the 14-bit activation, hi in [-64, 63], lo in [0, 127]", c.name().c_str()));
+
+    std::vector<float> ref(size_t(n_max * c.rows));
+    kernels::lut_matvec_w8a16_scalar(w, t, a, ref.data(), 0, c.rows);
+    const Expected exact = reference_product(dense, nullptr, c.rows, c.cols, x.data(), n_max);
+    const Expected sparse_only = reference_product({}, sparse, c.rows, c.cols, x.data(), n_max);
+    std::vector<double> terms(size_t(n_max * c.rows));  // sum (|lo| + 255 step) |x|: the size of what the kernels add
+    bool bound_ok = true;
+    for (int64_t n = 0; n < n_max; n++)
+        for (int64_t i = 0; i < c.rows; i++) {
+            double bound = 0.0, size = 0.0;
+            for (int64_t j = 0; j < c.cols; j++) {
+                const int64_t table = i * w.groups() + j / c.group_size;
+                const double s_b = a.scales[size_t(n * blocks + j / kernels::kQ16Block)], xj = x[size_t(n * c.cols + j)];
+                const double half_step = 0.5 * step[size_t(table)], wj = dense[size_t(i * c.cols + j)];
+                bound += half_step * std::fabs(xj) + (std::fabs(wj) + half_step) * 0.5 * s_b;
+                size += (std::fabs(lo[size_t(table)]) + 255.0 * step[size_t(table)]) * std::fabs(xj);
+            }
+            const size_t at = size_t(n * c.rows + i);
+            terms[at] = size;
+            bound_ok = bound_ok && std::fabs(ref[at] - exact.value[at]) <= bound * 1.0001 + 1e-6 * exact.scale[at];
+        }
+    check(bound_ok, fmt("w8a16 %s: scalar product within the quantization error bound of W x", c.name().c_str()));
+
+    std::vector<float> y(size_t(n_max * c.rows)), want(size_t(n_max * c.rows));
+    for (const KernelTable *k : all_tables()) {
+        if (!k->lut_matvec_w8a16) continue;
+        double worst = 0.0;
+        auto error_against = [&](int64_t begin, int64_t end) {
+            for (int64_t m = 0; m < n_max; m++)
+                for (int64_t i = 0; i < c.rows; i++) {
+                    const size_t at = size_t(m * c.rows + i);
+                    const bool inside = i >= begin && i < end;
+                    const double err = inside ? std::fabs(double(y[at]) - want[at]) / (terms[at] + sparse_only.scale[at] + 1e-30)
+                                              : (y[at] == kUntouched ? 0.0 : INFINITY);
+                    if (!(err <= worst)) worst = std::isnan(err) ? INFINITY : err;
+                }
+        };
+        for (int range = 0; range < 2; range++) {
+            const int64_t begin = range && c.rows > 2 ? 1 : 0, end = range && c.rows > 2 ? c.rows - 1 : c.rows;
+            std::fill(y.begin(), y.end(), kUntouched);
+            std::copy(ref.begin(), ref.end(), want.begin());
+            k->lut_matvec_w8a16(w, t, a, y.data(), begin, end);
+            error_against(begin, end);
+        }
+        for (size_t at = 0; at < ref.size(); at++) want[at] = float(double(ref[at]) + sparse_only.value[at]);
+        for (ThreadPool *pool : pools) {
+            std::fill(y.begin(), y.end(), kUntouched);
+            ops::lut_matvec_w8a16(*pool, w, t, a, x.data(), y.data(), *k);
+            error_against(0, c.rows);
+        }
+        check(worst <= kFastTolerance, fmt("[%s] w8a16 %s: kernel + ops vs the scalar reference, 3 tokens: max error %.2g",
+                                           k->name, c.name().c_str(), worst));
+    }
+}
+
 // The largest sums the GEMM's int32 lanes can meet: every activation at +-8191 and every code on
 // level 2047, over 8192 + 128 columns (17 blocks, one LUT), for 16 and 3 tokens.
 void test_lut_q16_extremes() {
@@ -623,6 +711,45 @@ void test_lut_q16_extremes() {
     }
 }
 
+// The largest sums lut_matvec_w8a16's int32 lanes can meet: every activation at +-8191 (hi = 63 or
+// -64) and every code on level 255, over 8192 + 128 columns (17 blocks, one LUT).
+void test_lut_w8a16_extremes() {
+    for (int bits : {2, 4, 6}) {
+        LutCase c;
+        c.rows = 3;
+        c.cols = c.group_size = 8192 + 128;
+        c.bits = bits;
+        c.sparse = Sparse::None;
+        const LutMatrixView shape = c.view();
+        c.codes.assign(size_t(c.rows * shape.row_bytes()), 0xFF);  // every code 2^bits - 1: the LUT's largest entry
+        c.lut.assign(size_t(c.rows * shape.lut_row_entries()), kernels::fp32_to_fp16(-1.0f));
+        for (int64_t i = 0; i < c.rows; i++) c.lut[size_t((i + 1) * shape.lut_row_entries() - 1)] = kernels::fp32_to_fp16(1.0f);
+        const LutMatrixView w = c.view();
+        const int64_t entries = int64_t(1) << bits;
+        std::vector<uint8_t> levels(size_t(c.rows * entries));
+        std::vector<float> lo(static_cast<size_t>(c.rows)), step(static_cast<size_t>(c.rows));
+        kernels::w8a16_requantize_lut(w, levels.data(), lo.data(), step.data());
+        for (float sign : {1.0f, -1.0f}) {
+            const std::vector<float> x(size_t(c.cols), 2.5f * sign);
+            ops::Q16Buffer buffer;
+            ThreadPool one(1);
+            const kernels::W8A16Activations a = buffer.split(buffer.quantize(one, x.data(), 1, c.cols));
+            double worst = 0.0;
+            for (const KernelTable *k : all_tables()) {
+                if (!k->lut_matvec_w8a16) continue;
+                std::vector<float> y(size_t(c.rows));
+                k->lut_matvec_w8a16(w, {levels.data(), lo.data(), step.data()}, a, y.data(), 0, c.rows);
+                for (int64_t i = 0; i < c.rows; i++) {
+                    const double want = 2.5 * sign * double(c.cols);
+                    worst = std::max(worst, std::fabs(double(y[size_t(i)]) - want) / std::fabs(want));
+                }
+            }
+            check(worst <= 1e-6, fmt("w8a16 extremes, %d bits, activations %+g: level 255 in every column, max relative error %.2g",
+                                     bits, double(sign) * 2.5, worst));
+        }
+    }
+}
+
 // A NaN or an infinity in an activation makes that token's products NaN on the int8 and GEMM
 // paths, as on the fp32 one, and leaves the other tokens alone.
 void test_quantized_paths_propagate_nan(const std::vector<ThreadPool *> &pools) {
@@ -658,6 +785,11 @@ void test_quantized_paths_propagate_nan(const std::vector<ThreadPool *> &pools) 
         const kernels::Q16Activations a16 = b16.quantize(*pools.back(), x.data(), n, c.cols);
         ops::lut_gemm_q16(*pools.back(), w, {levels16.data(), lo16.data(), step16.data()}, a16, x.data(), y.data(), *k);
         check(propagated(), fmt("[%s] GEMM: NaN and inf activations give NaN for their tokens only", k->name));
+        if (!k->lut_matvec_w8a16) continue;
+        kernels::w8a16_requantize_lut(w, levels8.data(), lo.data(), step.data());
+        ops::lut_matvec_w8a16(*pools.back(), w, {levels8.data(), lo.data(), step.data()}, b16.split(a16), x.data(), y.data(), *k);
+        kernels::q8_requantize_lut(w, levels8.data(), lo.data(), step.data());
+        check(propagated(), fmt("[%s] w8a16: NaN and inf activations give NaN for their tokens only", k->name));
     }
 }
 
@@ -688,6 +820,7 @@ void test_lut(const std::vector<ThreadPool *> &pools) {
                 test_lut_case(rng, c, pools);
                 test_lut_q8_case(rng, c, pools);
                 test_lut_q16_case(rng, c, pools);
+                test_lut_w8a16_case(rng, c, pools);
             }
         }
         for (int64_t cols : {int64_t(64), int64_t(128), int64_t(200), int64_t(384), int64_t(1000)})
@@ -697,6 +830,9 @@ void test_lut(const std::vector<ThreadPool *> &pools) {
         for (int64_t cols : {int64_t(640), int64_t(1000), int64_t(4864)})
             test_lut_q16_case(rng, make_lut_case(rng, 21, cols, cols, bits, Sparse::Random), pools);
         test_lut_q16_case(rng, make_lut_case(rng, 19, 1536, 384, bits, Sparse::Random), pools);
+        for (int64_t cols : {int64_t(896), int64_t(4864)})
+            test_lut_w8a16_case(rng, make_lut_case(rng, 21, cols, cols, bits, Sparse::Random), pools);
+        test_lut_w8a16_case(rng, make_lut_case(rng, 19, 1536, 384, bits, Sparse::Random), pools);
         // Big enough for ops to cut it into several tasks per thread.
         test_lut_case(rng, make_lut_case(rng, 130, 4096 + 5, 4096 + 5, bits, Sparse::Random), pools);
         test_lut_case(rng, make_lut_case(rng, 64, 2048, 128, bits, Sparse::Random), pools);
@@ -1037,6 +1173,7 @@ int main() {
     test_thread_pool();
     test_lut(pools);
     test_lut_q16_extremes();
+    test_lut_w8a16_extremes();
     test_quantized_paths_propagate_nan(pools);
     test_csr(pools);
     test_dense(pools);

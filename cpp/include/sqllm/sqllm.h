@@ -192,9 +192,9 @@ typedef struct sqllm_context_params {
     int int8;          /* non-zero: quantized linears run with int8 activations and LUTs (faster
                           decode, approximate: docs/RESULTS.md); 0 (default): see exact */
     int exact;         /* non-zero: every product on the fp32 path, the reference. 0 (default):
-                          where the CPU has the kernel (AVX-512 VNNI), prompt batches of quantized
-                          linears, and single tokens of 5- and 6-bit ones, run as an integer GEMM
-                          (11-bit LUT levels, 14-bit activations): faster, close to fp32
+                          where the CPU has the kernels (AVX-512 VNNI), quantized linears run with
+                          14-bit activations, prompt batches as an integer GEMM with 11-bit LUT
+                          levels and single tokens with 8-bit LUT levels: faster, close to fp32
                           (docs/RESULTS.md); the rest in fp32. int8 and exact exclude each other. */
 } sqllm_context_params;
 

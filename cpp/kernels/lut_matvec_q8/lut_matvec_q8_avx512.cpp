@@ -2,17 +2,15 @@
 // flags and run only when the CPU and OS support them (dispatch.cpp); internal linkage only
 // (see lut_matvec_avx2.cpp on why).
 //
-// Codes are unpacked as unpack_avx512.h describes; vpermb then looks the bytes up in a 64-byte
-// table of the levels repeated (6 bits: the 64 levels once), which makes the bits above the code
-// irrelevant. vpdpbusd then sums 4 level * activation products per int32 lane: lanes 0-7 belong
-// to one 32-column block and 8-15 to the next. Columns stay in order.
+// Codes are unpacked and looked up in the levels as unpack_avx512.h describes. vpdpbusd then
+// sums 4 level * activation products per int32 lane: lanes 0-7 belong to one 32-column block and
+// 8-15 to the next. Columns stay in order.
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which -Wmaybe-uninitialized
 // reports at every inlined call; the values are always fully written.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "kernels/lut_matvec_q8/lut_matvec_q8.h"
 #include "kernels/lut_matvec_q8/unpack_avx512.h"
@@ -24,32 +22,6 @@ namespace {
 constexpr int64_t kStep = kUnpackStep;
 constexpr int kMaxTokens = 4;
 
-template <int kBits>
-struct Decode : UnpackCodes<kBits> {
-    __m512i table;
-    void load_table(const uint8_t *levels) {
-        if (kBits == 6) {
-            table = _mm512_loadu_si512(levels);
-        } else if (kBits == 5) {
-            table = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(levels)));
-        } else if (kBits == 4) {
-            table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(levels)));
-        } else if (kBits == 3) {
-            uint64_t eight;
-            std::memcpy(&eight, levels, 8);
-            table = _mm512_set1_epi64(int64_t(eight));
-        } else {
-            uint32_t four;
-            std::memcpy(&four, levels, 4);
-            table = _mm512_set1_epi32(int(four));
-        }
-    }
-    void decode(const uint8_t *p, int64_t left, __m512i w[2]) const {
-        this->unpack(p, left, w);
-        w[0] = _mm512_permutexvar_epi8(w[0], table);
-        w[1] = _mm512_permutexvar_epi8(w[1], table);
-    }
-};
 
 template <int kBits, int kTokens>
 void rows_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &a, int64_t t0, float *y,
@@ -60,7 +32,7 @@ void rows_q8(const LutMatrixView &w, const LutQ8Tables &t, const Q8Activations &
     const int64_t row_bytes = (w.cols + 31) / 32 * 32 * w.bits / 8, all_bytes = w.rows * row_bytes;
     const int64_t blocks = a.padded / kQ8Block, steps = a.padded / kStep;
     const int64_t group_steps = w.group_size >= w.cols ? steps : w.group_size / kStep;
-    Decode<kBits> decode;
+    DecodeLevels8<kBits> decode;
     for (int64_t i = row_begin; i < row_end; i++) {
         const uint8_t *codes = w.codes + i * row_bytes;
         __m512 total[kTokens];

@@ -1,5 +1,6 @@
 // Code unpacking shared by the AVX-512 LUT kernels (lut_matvec_q8_avx512.cpp,
-// lut_gemm_q16_avx512.cpp); include it only from files compiled with the AVX-512 flags.
+// lut_gemm_q16_avx512.cpp, lut_matvec_w8a16_avx512.cpp); include it only from files compiled
+// with the AVX-512 flags.
 //
 // A step is 128 columns, 16 * bits bytes of codes (2 to 6 bits: 32 to 96 bytes), read with
 // masked loads (so never past the matrix) into one register, or two above 64 bytes. For each
@@ -11,6 +12,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace sqllm {
 namespace kernels {
@@ -48,6 +50,35 @@ struct UnpackCodes {
         const __m512i second = kBits > 4 ? _mm512_permutex2var_epi8(src, spread_second, high)
                                          : _mm512_permutexvar_epi8(spread_second, src);
         c[1] = _mm512_multishift_epi64_epi8(control, second);
+    }
+};
+
+// The byte levels of 128 columns: vpermb looks the unpacked codes up in a 64-byte table of the
+// levels repeated (6 bits: the 64 levels once), which makes the bits above the code irrelevant.
+template <int kBits>
+struct DecodeLevels8 : UnpackCodes<kBits> {
+    __m512i table;
+    void load_table(const uint8_t *levels) {
+        if (kBits == 6) {
+            table = _mm512_loadu_si512(levels);
+        } else if (kBits == 5) {
+            table = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(levels)));
+        } else if (kBits == 4) {
+            table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(levels)));
+        } else if (kBits == 3) {
+            uint64_t eight;
+            std::memcpy(&eight, levels, 8);
+            table = _mm512_set1_epi64(int64_t(eight));
+        } else {
+            uint32_t four;
+            std::memcpy(&four, levels, 4);
+            table = _mm512_set1_epi32(int(four));
+        }
+    }
+    void decode(const uint8_t *p, int64_t left, __m512i w[2]) const {
+        this->unpack(p, left, w);
+        w[0] = _mm512_permutexvar_epi8(w[0], table);
+        w[1] = _mm512_permutexvar_epi8(w[1], table);
     }
 };
 
