@@ -8,8 +8,8 @@ Each pair is a llama.cpp file and an sqllm file of equal or better quality (for 
 the files tools/compare_llamacpp.py made and scored, each llama.cpp type against the smallest
 sqllm file whose ratio is at or below its own). Every round runs, one after another on the same
 idle machine: llama-bench (pp and tg), sqllm's default path (`Model(path)`: on AVX-512 the
-integer GEMM for prompt batches and 5-6-bit single tokens, fp32 LUT kernels for the rest),
-sqllm's int8 path; each in its own process, warmed up. prompt = tokens/s evaluating a PP-token prompt from an empty context; decode =
+integer GEMM for prompt batches and lut_matvec_w8a16 for single tokens, on other CPUs the fp32 LUT
+kernels), sqllm's int8 path; each in its own process, warmed up. prompt = tokens/s evaluating a PP-token prompt from an empty context; decode =
 tokens/s generating TG tokens after it. The table gives the best and median over the rounds and
 sqllm / llama.cpp of the medians, with the machine's ISA and its measured copy bandwidth; the
 "GB/s" columns are file bytes x decode tokens/s (the weights each tool streams per token).
