@@ -531,7 +531,9 @@ def test_nan_in_lut(tmp_path):
 
 def test_fp16_and_8bit_luts_read_back_alike(tmp_path):
     """SPEC §4: an 8-bit LUT decodes to fp16(lo + step * level); a file that stores the decoded
-    values as fp16 tables instead is the same model, weight for weight and logit for logit."""
+    values as fp16 tables instead is the same model, weight for weight and logit for logit on the
+    exact path. (The default path's integer kernels take an 8-bit LUT's own levels and requantize
+    an fp16 one, so there the two agree only closely.)"""
     src = SqfReader(GOLDEN)
     assert isinstance(src.stored_lut(DOWN), tuple), "the golden file stores 8-bit LUTs"
     f = rewrite_golden(tmp_path, mutate_tensor=_fp16_lut)
@@ -540,7 +542,9 @@ def test_fp16_and_8bit_luts_read_back_alike(tmp_path):
     for name in src.linears:
         np.testing.assert_array_equal(r.weight(name), src.weight(name))
     ids = [i % 16 for i in range(1, 40)]
-    np.testing.assert_array_equal(Model(f).logits(ids), Model(GOLDEN).logits(ids))
+    np.testing.assert_array_equal(Model(f, exact=True).logits(ids), Model(GOLDEN, exact=True).logits(ids))
+    fp16_default, lut8_default = Model(f).logits(ids), Model(GOLDEN).logits(ids)
+    assert np.abs(fp16_default - lut8_default).max() <= 5e-3 * np.abs(lut8_default).max()
 
 
 def test_lut8_round_trip_accuracy():
