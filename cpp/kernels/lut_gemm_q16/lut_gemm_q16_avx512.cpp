@@ -83,35 +83,44 @@ struct TileSums {
     std::vector<float> scales, lo_sums;  // [blocks][16], [groups][16]
 };
 
-// Rows [row_begin, row_end) for tokens t0 .. t0 + kTokens - 1.
+// A run of steps of a row that one int32 sum per token covers: within one 512-column block and
+// one group.
+struct Segment {
+    int64_t first, end, block, group;
+    bool last_of_group;
+};
+
+// Rows [row_begin, row_end) for tokens t0 .. t0 + kTokens - 1. Rows are taken kRowBlock at a
+// time and, within such a block, segment by segment: each segment's activations (at most 16
+// tokens x 512 columns, 16 KiB) stay in L1 while every row of the block uses them, which long
+// rows (whose activations would not fit) need. Per row, the float sums of the group under way
+// (u) and of the groups done (total) wait in `state` between segments.
 template <int kBits, int kTokens>
 void gemm_rows(const LutMatrixView &w, const LutQ16Tables &t, const Q16Activations &a, int64_t t0,
-               const TileSums &sums, float *y, int64_t row_begin, int64_t row_end) {
+               const TileSums &sums, const std::vector<Segment> &segments, float *y, int64_t row_begin, int64_t row_end) {
     constexpr int64_t kStepBytes = UnpackCodes<kBits>::kStepBytes;
+    constexpr int64_t kRowBlock = 32;
     // No view member functions here: see the note at the top of lut_matvec_avx2.cpp.
     const int64_t groups = (w.cols + w.group_size - 1) / w.group_size;
     const int64_t row_bytes = (w.cols + 31) / 32 * 32 * w.bits / 8, all_bytes = w.rows * row_bytes;
-    const int64_t steps = a.padded / kStep, group_steps = w.group_size >= w.cols ? steps : w.group_size / kStep;
     const __mmask16 live = __mmask16((1u << kTokens) - 1);
     const __m512i where = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                              _mm512_set1_epi32(int(w.rows)));
     Decode16<kBits> decode;
-    for (int64_t i = row_begin; i < row_end; i++) {
-        const uint8_t *codes = w.codes + i * row_bytes;
-        __m512 total = _mm512_setzero_ps();
-        for (int64_t g = 0; g < groups; g++) {
-            const int64_t table = i * groups + g;
-            decode.load_table(t.levels + (table << kBits));
-            const int64_t s0 = g * group_steps, s1 = g + 1 < groups ? s0 + group_steps : steps;
-            __m512 u = _mm512_setzero_ps();
-            // Segments end at each block's end and at the group's.
-            for (int64_t c0 = s0; c0 < s1;) {
-                const int64_t block = c0 / kBlockSteps, block_end = (block + 1) * kBlockSteps;
-                const int64_t c1 = block_end < s1 ? block_end : s1;
+    __m512 state[kRowBlock][2];  // per row: u, total
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowBlock) {
+        const int64_t r1 = r0 + kRowBlock < row_end ? r0 + kRowBlock : row_end;
+        for (int64_t i = r0; i < r1; i++) state[i - r0][0] = state[i - r0][1] = _mm512_setzero_ps();
+        for (const Segment &seg : segments) {
+            const __m512 scales = _mm512_loadu_ps(&sums.scales[size_t(seg.block * kTile)]);
+            for (int64_t i = r0; i < r1; i++) {
+                const uint8_t *codes = w.codes + i * row_bytes;
+                const int64_t table = i * groups + seg.group;
+                decode.load_table(t.levels + (table << kBits));
                 __m512i acc[kTile];
 #pragma GCC unroll 16
                 for (int k = 0; k < kTile; k++) acc[k] = _mm512_setzero_si512();
-                for (int64_t s = c0; s < c1; s++) {
+                for (int64_t s = seg.first; s < seg.end; s++) {
                     // Steps past the row read the next row's codes, which meet zero activations.
                     const int64_t offset = i * row_bytes + s * kStepBytes;
                     __m512i c[2];
@@ -137,13 +146,16 @@ void gemm_rows(const LutMatrixView &w, const LutQ16Tables &t, const Q16Activatio
                 const __m512i one = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
                 const __m512 block_sums = kTokens == 1 ? _mm512_castps128_ps512(_mm_set_ss(_mm512_reduce_add_ps(_mm512_cvtepi32_ps(one))))
                                                        : sum_lanes(acc);
-                u = _mm512_fmadd_ps(block_sums, _mm512_loadu_ps(&sums.scales[size_t(block * kTile)]), u);
-                c0 = c1;
+                __m512 *row = state[i - r0];
+                row[0] = _mm512_fmadd_ps(block_sums, scales, row[0]);
+                if (seg.last_of_group) {
+                    row[1] = _mm512_fmadd_ps(row[0], _mm512_set1_ps(t.step[table]), row[1]);
+                    row[1] = _mm512_fmadd_ps(_mm512_set1_ps(t.lo[table]), _mm512_loadu_ps(&sums.lo_sums[size_t(seg.group * kTile)]), row[1]);
+                    row[0] = _mm512_setzero_ps();
+                }
             }
-            total = _mm512_fmadd_ps(u, _mm512_set1_ps(t.step[table]), total);
-            total = _mm512_fmadd_ps(_mm512_set1_ps(t.lo[table]), _mm512_loadu_ps(&sums.lo_sums[size_t(g * kTile)]), total);
         }
-        _mm512_mask_i32scatter_ps(y + t0 * w.rows + i, live, where, total, 4);
+        for (int64_t i = r0; i < r1; i++) _mm512_mask_i32scatter_ps(y + t0 * w.rows + i, live, where, state[i - r0][1], 4);
     }
 }
 
@@ -156,6 +168,18 @@ void gemm(const LutMatrixView &w, const LutQ16Tables &t, const Q16Activations &a
     thread_local TileSums sums;
     sums.scales.resize(size_t(blocks * kTile));
     sums.lo_sums.resize(size_t(groups * kTile));
+    // Segments end at each block's end and at each group's.
+    thread_local std::vector<Segment> segments;
+    segments.clear();
+    for (int64_t g = 0; g < groups; g++) {
+        const int64_t s0 = g * group_steps, s1 = g + 1 < groups ? s0 + group_steps : chunks;
+        for (int64_t c0 = s0; c0 < s1;) {
+            const int64_t block = c0 / kBlockSteps, block_end = (block + 1) * kBlockSteps;
+            const int64_t c1 = block_end < s1 ? block_end : s1;
+            segments.push_back({c0, c1, block, g, c1 == s1});
+            c0 = c1;
+        }
+    }
     for (int64_t t0 = 0; t0 < a.n;) {
         const int64_t left = a.n - t0;
         const int tile = left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
@@ -170,11 +194,11 @@ void gemm(const LutMatrixView &w, const LutQ16Tables &t, const Q16Activations &a
             }
         }
         switch (tile) {
-        case 16: gemm_rows<kBits, 16>(w, t, a, t0, sums, y, row_begin, row_end); break;
-        case 8: gemm_rows<kBits, 8>(w, t, a, t0, sums, y, row_begin, row_end); break;
-        case 4: gemm_rows<kBits, 4>(w, t, a, t0, sums, y, row_begin, row_end); break;
-        case 2: gemm_rows<kBits, 2>(w, t, a, t0, sums, y, row_begin, row_end); break;
-        default: gemm_rows<kBits, 1>(w, t, a, t0, sums, y, row_begin, row_end); break;
+        case 16: gemm_rows<kBits, 16>(w, t, a, t0, sums, segments, y, row_begin, row_end); break;
+        case 8: gemm_rows<kBits, 8>(w, t, a, t0, sums, segments, y, row_begin, row_end); break;
+        case 4: gemm_rows<kBits, 4>(w, t, a, t0, sums, segments, y, row_begin, row_end); break;
+        case 2: gemm_rows<kBits, 2>(w, t, a, t0, sums, segments, y, row_begin, row_end); break;
+        default: gemm_rows<kBits, 1>(w, t, a, t0, sums, segments, y, row_begin, row_end); break;
         }
         t0 += tile;
     }
