@@ -2,7 +2,8 @@
 // those flags and run only when the CPU and OS support them (dispatch.cpp); internal linkage only
 // (see lut_matvec_avx2.cpp on why).
 //
-// Tiles of up to 16 tokens. Each step (128 columns) of a row is unpacked once
+// Tiles of up to 16 tokens, rows in blocks of 32 taken segment by segment (gemm_rows says why).
+// Each step (128 columns) of a row is unpacked once
 // (unpack_avx512.h), 32 code bytes at a time widened to words and looked up by vpermw (vpermi2w
 // over two registers at 6 bits) in the row's 16-bit levels; vpdpwssd then multiplies and adds
 // them with every token of the tile into one int32 accumulator per token. The activations of a
