@@ -57,25 +57,12 @@ struct Decode16 : UnpackCodes<kBits> {
 };
 
 // Lane k of the result: the sum of the 16 int32 lanes of v[k], in float (a lane holds at most
-// 32 products of a block, within int32; 16 lanes of them may not be). A tree of 128-bit-lane
-// shuffles and adds (16 conversions and 45 instructions for 16 sums) and one permutation.
+// 32 products of a block, within int32; 16 lanes of them may not be).
 inline __m512 sum_lanes(const __m512i v[kTile]) {
-    __m512 x[8], q[4];
-#pragma GCC unroll 8
-    for (int p = 0; p < 8; p++) {  // lanes 0-7: v[2p]'s partial sums, lanes 8-15: v[2p+1]'s
-        const __m512 a = _mm512_cvtepi32_ps(v[2 * p]), b = _mm512_cvtepi32_ps(v[2 * p + 1]);
-        x[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-    }
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++)  // 128-bit lane L: v[4p + L]'s partial sums
-        q[p] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * p], x[2 * p + 1], 0x88),
-                             _mm512_shuffle_f32x4(x[2 * p], x[2 * p + 1], 0xDD));
-    const __m512 z0 = _mm512_add_ps(_mm512_unpacklo_ps(q[0], q[1]), _mm512_unpackhi_ps(q[0], q[1]));
-    const __m512 z1 = _mm512_add_ps(_mm512_unpacklo_ps(q[2], q[3]), _mm512_unpackhi_ps(q[2], q[3]));
-    // Lane 4L + m now holds v[4m + L]'s sum.
-    const __m512d d0 = _mm512_castps_pd(z0), d1 = _mm512_castps_pd(z1);
-    const __m512 r = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)), _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+    __m512 f[kTile];
+#pragma GCC unroll 16
+    for (int k = 0; k < kTile; k++) f[k] = _mm512_cvtepi32_ps(v[k]);
+    return transpose_sum(f);
 }
 
 // Per tile, one vector (a lane per token, zero past the tile) of each block's scale and of each
