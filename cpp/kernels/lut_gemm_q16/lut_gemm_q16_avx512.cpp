@@ -130,10 +130,14 @@ void gemm_rows(const LutMatrixView &w, const LutQ16Tables &t, const Q16Activatio
                         }
                     }
                 }
-                // One token: its four chains (8 products per lane each) and then its lanes, into lane 0.
-                const __m512i one = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
-                const __m512 block_sums = kTokens == 1 ? _mm512_castps128_ps512(_mm_set_ss(_mm512_reduce_add_ps(_mm512_cvtepi32_ps(one))))
-                                                       : sum_lanes(acc);
+                // One token: its four chains (8 products per lane each) added into the first, so that
+                // its lanes are summed in the same order as in any other tile: a token's result does
+                // not depend on how a batch is cut into tiles.
+                if (kTokens == 1) {
+                    acc[0] = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
+                    acc[1] = acc[2] = acc[3] = _mm512_setzero_si512();
+                }
+                const __m512 block_sums = sum_lanes(acc);
                 __m512 *row = state[i - r0];
                 row[0] = _mm512_fmadd_ps(block_sums, scales, row[0]);
                 if (seg.last_of_group) {
