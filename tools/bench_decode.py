@@ -65,7 +65,7 @@ def main() -> None:
             p, d = measure(f, args.threads, args.prompt_tokens, args.decode_tokens, args.repeat, int8, kv_bits,
                            args.kv_method)
             base = base or d
-            path = ("int8" if int8 else "exact") + (f", {args.kv_method} {kv_bits}-bit KV" if kv_bits else "")
+            path = ("int8" if int8 else "default") + (f", {args.kv_method} {kv_bits}-bit KV" if kv_bits else "")
             print(f"| {f.name} | {path} | {f.stat().st_size / 2**30:.2f} | {p:.2f} | {d:.2f} "
                   f"| {d / base:.2f}x |", flush=True)
 
